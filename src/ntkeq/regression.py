@@ -1,0 +1,5 @@
+"""Kernel regression (being written)."""
+
+
+class KernelRegressor:
+    pass
