@@ -23,7 +23,7 @@ from ntkeq.study.config import (
 
 def test_presets_listed_with_one_line_each() -> None:
     presets = dict(list_presets())
-    assert set(presets) == {"paper", "paper-as-published", "quick"}
+    assert set(presets) == {"matched", "paper", "paper-as-published", "quick"}
     assert all(desc and "\n" not in desc for desc in presets.values())
 
 
@@ -111,7 +111,11 @@ def test_network_defaults_follow_the_name() -> None:
     assert isinstance(nn2, NetworkModelConfig) and (nn2.depth, nn2.epochs) == (2, 6000)
     assert isinstance(ntkb3, KernelModelConfig) and ntkb3.kernel == "NTKB3"
     shown = config_from_dict(
-        {"models": [{"name": "NTKJ1@NN1", "variant": "as-published"}]}
+        {
+            "models": [
+                {"name": "NTKJ1@NN1", "kernel": "NTKJ1", "variant": "as-published"}
+            ]
+        }
     ).models[0]
     assert isinstance(shown, KernelModelConfig) and shown.kernel == "NTKJ1"
 

@@ -13,8 +13,11 @@ import argparse
 import logging
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ntkeq.study.config import (
     ConfigError,
@@ -27,6 +30,7 @@ from ntkeq.study.config import (
 from ntkeq.study.executors import make_executor
 from ntkeq.study.runner import Progress, preflight, run_study
 from ntkeq.study.store import StoreError
+from ntkeq.study.trial import StabilityWarning
 
 logger = logging.getLogger(__name__)
 
@@ -262,6 +266,31 @@ class _Bar:
         self._rich.update(self._task, completed=event.done, description=description)
 
 
+def stability_messages(config: StudyConfig) -> list[str]:
+    """Stability-bound warnings of every network, on trial 0's fitting points.
+
+    See :func:`ntkeq.study.trial.stability_message`; the bound depends on the
+    trial's data only slightly, so trial 0 stands for all.
+    """
+    from ntkeq.study.trial import _split, stability_message, trial_seed
+    from ntkeq.training import split_validation
+
+    networks = [m for m in config.models if isinstance(m, NetworkModelConfig)]
+    if not networks:
+        return []
+    seed = trial_seed(config.seed, 0)
+    split = _split(config, seed)
+    X_train = np.asarray(split.X_train)
+    X_all = np.concatenate([X_train, np.asarray(split.X_test)])
+    out = []
+    for m in networks:
+        n_fit = split_validation(X_train.shape[0], m.validation_split)[0]
+        message = stability_message(config, m, X_train[:n_fit], seed, X_all)
+        if message:
+            out.append(message)
+    return out
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Carry out ``ntkeq run``; returns the exit status (0, 2 or 130)."""
     from rich.console import Console
@@ -319,17 +348,29 @@ def run_command(args: argparse.Namespace) -> int:
                 markup=False,
                 highlight=False,
             )
-        if quiet:
-            results = run_study(config, out_dir, executor=executor, force_new=force_new)
-        else:
-            with _Bar(err) as bar:
+        try:
+            messages = stability_messages(config)
+        except Exception as exc:  # the bound is advisory
+            logger.info("stability bound not computed: %s", exc)
+            messages = []
+        for message in messages:
+            err.print(f"warning: {message}", markup=False, highlight=False)
+        # shown once above; each stored result also records it in its reason
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", StabilityWarning)
+            if quiet:
                 results = run_study(
-                    config,
-                    out_dir,
-                    executor=executor,
-                    progress=bar,
-                    force_new=force_new,
+                    config, out_dir, executor=executor, force_new=force_new
                 )
+            else:
+                with _Bar(err) as bar:
+                    results = run_study(
+                        config,
+                        out_dir,
+                        executor=executor,
+                        progress=bar,
+                        force_new=force_new,
+                    )
     except KeyboardInterrupt:
         err.print(
             "ntkeq run: interrupted; finished results are saved, rerun the same "

@@ -43,6 +43,7 @@ __all__ = [
     "DataConfig",
     "KernelModelConfig",
     "NetworkModelConfig",
+    "PredictorModelConfig",
     "StudyConfig",
     "apply_overrides",
     "config_diff",
@@ -59,7 +60,7 @@ __all__ = [
 #: The paper's row order (Figures 2 and 3).
 PAPER_ORDER = "NN1 NN2 GP1 GP2 NTKA1 NTKA2 NTKJ1 NTKJ2 NTKB1 NTKB2 K1".split()
 #: Group names accepted by ``--models`` besides model names.
-MODEL_GROUPS = ("kernels", "networks")
+MODEL_GROUPS = ("kernels", "networks", "predictors")
 
 VARIANTS = ("exact", "as-published")
 SOURCES = ("simulated", "diabetes")
@@ -71,6 +72,10 @@ NETWORK_NAME = re.compile(r"^NN([1-9]\d*)$")
 # A display name may carry a suffix after "@" (e.g. "NTKJ1@NN1") naming what
 # the model is compared with; the part before "@" is the kernel or network.
 DISPLAY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(@[A-Za-z0-9_]+)?$")
+#: The empirical-NTK predictor's kernel name (``eNTK@NN1``).
+EMPIRICAL_KERNEL = "eNTK"
+#: Parameterizations with a closed-form kernel family of their own.
+PARAMETERIZATION_KERNELS = {"ntkb": "NTKB", "ntkj": "NTKJ", "ntka": "NTKA"}
 
 
 class ConfigError(ValueError):
@@ -128,7 +133,8 @@ class NetworkModelConfig:
 
     Defaults are the published script's NN1: Jacot et al.'s parameterization,
     width 10,000, learning rate 0.002, batch 8, 30% validation hold-out,
-    3000 epochs. ``dtype`` defaults to the study's; ``params`` go to
+    3000 epochs. ``batch_size`` ``None`` (``"full"`` in TOML) is full-batch
+    gradient descent. ``dtype`` defaults to the study's; ``params`` go to
     :class:`ntkeq.networks.MLP` (e.g. ``beta``, ``sigma_w``).
     """
 
@@ -138,7 +144,7 @@ class NetworkModelConfig:
     parameterization: str = "ntkj"
     learning_rate: float = 0.002
     epochs: int = 3000
-    batch_size: int = 8
+    batch_size: int | None = 8
     validation_split: float = 0.3
     dtype: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -146,7 +152,31 @@ class NetworkModelConfig:
     kind = "network"
 
 
-ModelConfig = KernelModelConfig | NetworkModelConfig
+@dataclass(frozen=True)
+class PredictorModelConfig:
+    """Kernel gradient descent after the training a network received.
+
+    The model ``<KERNEL>@<NETWORK>`` predicts with kernel gradient descent
+    (:func:`ntkeq.equivalence.finite_time_ntk_prediction`, discrete steps)
+    using the closed-form ``kernel`` (or ``"eNTK"``, the network's own
+    empirical NTK at initialization on all points), run on the network's
+    fitting points with its learning rate, batch size and epochs. With
+    ``f0`` the network's initial function f_0 is added (the prediction for
+    that one network); without, its expectation 0 is used. ``variant`` and
+    ``params`` apply to a closed-form kernel.
+    """
+
+    name: str
+    kernel: str
+    network: str
+    variant: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    f0: bool = True
+
+    kind = "predictor"
+
+
+ModelConfig = KernelModelConfig | NetworkModelConfig | PredictorModelConfig
 
 
 @dataclass(frozen=True)
@@ -165,6 +195,7 @@ class StudyConfig:
     variant: str = "exact"
     device: str = "auto"
     dtype: str = "float32"
+    ntk_subsample: int = 100
     preset: str = "custom"
     description: str = ""
     notes: str = ""
@@ -187,7 +218,15 @@ class StudyConfig:
                 return m
         raise ConfigError(_unknown("model", name, self.model_names))
 
-    def model_variant(self, model: KernelModelConfig) -> str:
+    def predictors_of(self, network: str) -> tuple[PredictorModelConfig, ...]:
+        """The ``@`` predictor models of the network called ``network``."""
+        return tuple(
+            m
+            for m in self.models
+            if isinstance(m, PredictorModelConfig) and m.network == network
+        )
+
+    def model_variant(self, model: KernelModelConfig | PredictorModelConfig) -> str:
         """Variant a kernel model uses (its own, else the study's)."""
         return model.variant or self.variant
 
@@ -335,9 +374,11 @@ _TOP_KEYS = [
     "variant",
     "device",
     "dtype",
+    "ntk_subsample",
     "data",
     "models",
 ]
+_PREDICTOR_KEYS = ["name", "variant", "params", "f0"]
 
 
 def _data_from_dict(table: Mapping[str, Any]) -> DataConfig:
@@ -393,6 +434,8 @@ def _model_from_dict(table: Mapping[str, Any], index: int) -> ModelConfig:
         )
     where = f"model {name}"
     base = _base_name(name)
+    if "@" in name and "kernel" not in table and "depth" not in table:
+        return _predictor_from_dict(table, name, where)
     is_network = NETWORK_NAME.match(base) is not None or "depth" in table
     if is_network:
         return _network_from_dict(table, name, base, where)
@@ -410,6 +453,46 @@ def _model_from_dict(table: Mapping[str, Any], index: int) -> ModelConfig:
     params = _params(table.get("params", {}), f"{where}.params")
     ridge = _float(table.get("ridge", 0.0), f"{where}.ridge", 0.0)
     return KernelModelConfig(name, kernel, variant, params, ridge)
+
+
+def _predictor_from_dict(
+    table: Mapping[str, Any], name: str, where: str
+) -> PredictorModelConfig:
+    _check_keys(table, _PREDICTOR_KEYS, where)
+    kernel, network = name.split("@", 1)
+    if kernel != EMPIRICAL_KERNEL and not _kernel_name_ok(kernel):
+        allowed = [EMPIRICAL_KERNEL, *_default_names()]
+        raise ConfigError(
+            f"unknown kernel {kernel!r} in predictor {name!r}"
+            f"{_suggest(kernel, [a for a in allowed if not a.startswith('NN')])}; "
+            "a predictor is <KERNEL>@<NETWORK> with KERNEL one of NTKB<L>, "
+            "NTKJ<L>, NTKA<L>, GP<L>, K1 or eNTK (or set kernel = ... for a plain "
+            "kernel model with this display name)"
+        )
+    variant = table.get("variant")
+    if variant is not None:
+        variant = _choice(variant, f"{where}.variant", VARIANTS)
+    params = _params(table.get("params", {}), f"{where}.params")
+    if kernel == EMPIRICAL_KERNEL and (variant is not None or params):
+        raise ConfigError(
+            f"{where}: variant and params apply to closed-form kernels only; the "
+            "eNTK predictor uses the network itself"
+        )
+    f0 = table.get("f0", True)
+    if not isinstance(f0, bool):
+        raise ConfigError(f"{where}.f0 must be true or false, got {f0!r}")
+    return PredictorModelConfig(name, kernel, network, variant, params, f0)
+
+
+def _check_predictors(models: Sequence[ModelConfig]) -> None:
+    networks = [m.name for m in models if isinstance(m, NetworkModelConfig)]
+    for m in models:
+        if isinstance(m, PredictorModelConfig) and m.network not in networks:
+            raise ConfigError(
+                f"predictor {m.name!r} names network {m.network!r}, which is not a "
+                f"network model of this config{_suggest(m.network, networks)}; "
+                f"networks: {', '.join(networks) or 'none'}"
+            )
 
 
 def _network_from_dict(
@@ -436,7 +519,12 @@ def _network_from_dict(
     )
     default_epochs = d.epochs * depth
     epochs = _int(table.get("epochs", default_epochs), f"{where}.epochs", 1)
-    batch = _int(table.get("batch_size", d.batch_size), f"{where}.batch_size", 1)
+    raw_batch = table.get("batch_size", d.batch_size)
+    batch = (
+        None
+        if raw_batch == "full"
+        else _int(raw_batch, f'{where}.batch_size (or "full")', 1)
+    )
     vsplit = _float(
         table.get("validation_split", d.validation_split),
         f"{where}.validation_split",
@@ -489,6 +577,9 @@ def config_from_dict(
             f"device = {device!r} is not allowed; use auto, cpu, cuda, cuda:N or mps"
         )
     dtype = _choice(doc.get("dtype", base.dtype), "dtype", DTYPES)
+    ntk_sub = _int(
+        doc.get("ntk_subsample", base.ntk_subsample), "ntk_subsample", 1, 1_000_000
+    )
     name = preset if preset is not None else _str(doc.get("preset", "custom"), "preset")
     description = _str(doc.get("description", ""), "description")
     notes = _str(doc.get("notes", ""), "notes")
@@ -512,8 +603,7 @@ def config_from_dict(
                 f"model {m.name!r} appears twice; model names must be unique"
             )
         seen.add(m.name)
-    if data.source == "diabetes" and data.d_in != 15:
-        pass  # d_in is only used by the simulated design
+    _check_predictors(models)
     return StudyConfig(
         data=data,
         models=models,
@@ -522,6 +612,7 @@ def config_from_dict(
         variant=variant,
         device=device,
         dtype=dtype,
+        ntk_subsample=ntk_sub,
         preset=name,
         description=description,
         notes=notes,
@@ -556,7 +647,7 @@ def list_presets() -> list[tuple[str, str]]:
     Examples
     --------
     >>> [name for name, _ in list_presets()]
-    ['paper', 'paper-as-published', 'quick']
+    ['matched', 'paper', 'paper-as-published', 'quick']
     """
     out = []
     for name, entry in _preset_files().items():
@@ -614,6 +705,7 @@ def to_dict(config: StudyConfig) -> dict[str, Any]:
         "variant": config.variant,
         "device": config.device,
         "dtype": config.dtype,
+        "ntk_subsample": config.ntk_subsample,
     }
     d = config.data
     data: dict[str, Any] = {
@@ -638,6 +730,10 @@ def to_dict(config: StudyConfig) -> dict[str, Any]:
             }
             if m.variant is not None:
                 entry["variant"] = m.variant
+        elif isinstance(m, PredictorModelConfig):
+            entry = {"name": m.name, "f0": m.f0}
+            if m.variant is not None:
+                entry["variant"] = m.variant
         else:
             entry = {
                 "name": m.name,
@@ -646,7 +742,7 @@ def to_dict(config: StudyConfig) -> dict[str, Any]:
                 "parameterization": m.parameterization,
                 "learning_rate": m.learning_rate,
                 "epochs": m.epochs,
-                "batch_size": m.batch_size,
+                "batch_size": "full" if m.batch_size is None else m.batch_size,
                 "validation_split": m.validation_split,
             }
             if m.dtype is not None:
@@ -753,7 +849,8 @@ def _default_model(name: str) -> dict[str, Any]:
 def select_models(config: StudyConfig, spec: str) -> StudyConfig:
     """Keep the models named by ``spec``, a comma list of names and groups.
 
-    ``kernels`` and ``networks`` select every configured model of that kind.
+    ``kernels``, ``networks`` and ``predictors`` select every configured
+    model of that kind; a predictor needs its network selected too.
     A well-formed model name that is not configured (e.g. ``NTKB3``) is added
     with its defaults; anything else raises :class:`ConfigError`.
 
@@ -768,7 +865,7 @@ def select_models(config: StudyConfig, spec: str) -> StudyConfig:
         if not token:
             continue
         if token in MODEL_GROUPS:
-            kind = "kernel" if token == "kernels" else "network"
+            kind = token.removesuffix("s")
             wanted += [m.name for m in config.models if m.kind == kind]
         elif (
             token in config.model_names
@@ -794,6 +891,10 @@ def select_models(config: StudyConfig, spec: str) -> StudyConfig:
     # Keep the configured order, then the added models in the order given.
     order = {n: i for i, n in enumerate(config.model_names)}
     chosen.sort(key=lambda m: order.get(m.name, len(order)))
+    try:
+        _check_predictors(chosen)
+    except ConfigError as exc:
+        raise ConfigError(f"--models {spec!r}: {exc}; select it too") from None
     return replace(config, models=tuple(chosen))
 
 
@@ -826,7 +927,7 @@ def _set_key(doc: dict[str, Any], assignment: str) -> None:
                 if (
                     name == "*"
                     and sub not in m
-                    and sub not in _NETWORK_KEYS + _KERNEL_KEYS
+                    and sub not in _NETWORK_KEYS + _KERNEL_KEYS + _PREDICTOR_KEYS
                 ):
                     raise ConfigError(f"--set {key!r}: unknown model key {sub!r}")
                 if name == "*" and sub not in m:
@@ -878,6 +979,7 @@ def apply_overrides(
             doc[key] = value
     for key, value in (("width", width), ("epochs", epochs)):
         if value is not None:
+            _int(value, f"--{key}", 1)
             for m in doc["models"]:
                 if "depth" in m:
                     m[key] = value

@@ -48,6 +48,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -60,9 +62,11 @@ __all__ = [
     "ModelResult",
     "ReportTable",
     "StudyResults",
+    "agreement_rows",
     "compare_published",
     "layer_change",
     "layer_change_from_means",
+    "lazy_rows",
     "model_label",
     "ordered_models",
     "render_report",
@@ -70,6 +74,7 @@ __all__ = [
     "report_tables",
     "status_counts",
     "write_boxplot",
+    "write_equivalence_figures",
     "write_report",
 ]
 
@@ -175,6 +180,15 @@ class StudyResults:
         One entry per (trial, model) that has finished, in any order.
     started, finished, host, device : str or None
         Free-form metadata (ISO times, host name, compute device).
+    predictions : mapping, optional
+        (trial, model) -> test predictions of shape (n_test,), for the
+        agreement table.
+    loss_curves : mapping, optional
+        (trial, model) -> (k, 2) array of (epoch, training loss).
+    metrics : mapping, optional
+        (trial, model) -> dict of a network's lazy-training measures
+        (``parameter_change``, ``parameter_change_by_layer``,
+        ``ntk_change``).
     """
 
     preset: str
@@ -189,6 +203,9 @@ class StudyResults:
     finished: str | None = None
     host: str | None = None
     device: str | None = None
+    predictions: Mapping[tuple[int, str], Any] = field(default_factory=dict)
+    loss_curves: Mapping[tuple[int, str], Any] = field(default_factory=dict)
+    metrics: Mapping[tuple[int, str], Mapping[str, Any]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------
@@ -594,11 +611,168 @@ def _layer_change_table(results: StudyResults) -> ReportTable | None:
     )
 
 
+def _model_kinds(results: StudyResults) -> dict[str, str]:
+    """Model name -> ``"network"``, ``"kernel"`` or ``"predictor"``.
+
+    Read from the stored configuration; without one, names starting with
+    ``NN`` are networks, names with ``@`` predictors, the rest kernels.
+    """
+    kinds: dict[str, str] = {}
+    if results.config_toml.strip():
+        try:
+            import tomllib
+
+            from ntkeq.study.config import config_from_dict
+
+            cfg = config_from_dict(tomllib.loads(results.config_toml))
+            kinds = {m.name: m.kind for m in cfg.models}
+        except (ValueError, tomllib.TOMLDecodeError):
+            kinds = {}
+    for m in ordered_models(results):
+        if m not in kinds:
+            kinds[m] = (
+                "predictor"
+                if "@" in m
+                else "network"
+                if m.upper().startswith("NN")
+                else "kernel"
+            )
+    return kinds
+
+
+def _ok_predictions(results: StudyResults) -> list[dict[str, Any]]:
+    """Per planned trial, model -> test predictions of its status-ok results."""
+    ok = {(r.trial, r.model) for r in _latest(results) if r.status == "ok"}
+    trials: dict[int, dict[str, Any]] = {}
+    for (t, m), pred in results.predictions.items():
+        if (t, m) in ok and t < results.n_trials:
+            trials.setdefault(t, {})[m] = pred
+    return [trials[t] for t in sorted(trials)]
+
+
+def agreement_rows(results: StudyResults) -> list[dict[str, Any]]:
+    """RMSE between each network's and each kernel model's test predictions.
+
+    For every network and every kernel or ``@`` predictor model, the
+    distance sqrt(mean((f_network - f_kernel)^2)) over the test points in
+    each trial where both have status ``"ok"``, summarized over trials by
+    :func:`ntkeq.equivalence.agreement_table` (mean, SE with ddof 0 and with
+    ddof 1).
+
+    Returns
+    -------
+    list of dict
+        Keys ``network``, ``kernel``, ``trials``, ``mean_distance``, ``se``,
+        ``se_sample`` (``None`` for one trial).
+    """
+    if not results.predictions:
+        return []
+    from ntkeq.equivalence import agreement_table
+
+    kinds = _model_kinds(results)
+    order = ordered_models(results)
+    networks = [m for m in order if kinds.get(m) == "network"]
+    others = [m for m in order if kinds.get(m) in ("kernel", "predictor")]
+    if not networks or not others:
+        return []
+    rows = agreement_table(_ok_predictions(results), networks=networks, kernels=others)
+    for row in rows:
+        if not math.isfinite(row["se_sample"]):
+            row["se_sample"] = None
+    return rows
+
+
+def _agreement_table(results: StudyResults) -> ReportTable | None:
+    """Network-to-kernel prediction distance (the equivalence measured directly)."""
+    rows = agreement_rows(results)
+    if not rows:
+        return None
+    columns = (
+        Column("network", "Network"),
+        Column("kernel", "Kernel model"),
+        Column("trials", "Number of Trials", "int"),
+        Column("mean_distance", "Mean RMSE(network, kernel)", "float"),
+        Column("se", "SE (paper, ddof 0)", "float"),
+        Column("se_sample", "SE (sample, ddof 1)", "float"),
+    )
+    notes = (
+        "RMSE between the two models' test predictions in each trial where "
+        "both are ok; 0 would be exact equivalence.",
+        "K@NN is kernel gradient descent with kernel K after the training NN "
+        "received (same points, learning rate, batch size, epochs; plus NN's "
+        "initial function unless f0 = false).",
+    )
+    return ReportTable(
+        "agreement", "Agreement: network vs kernel", columns, tuple(rows), notes
+    )
+
+
+def lazy_rows(results: StudyResults) -> list[dict[str, Any]]:
+    """Mean and SE (ddof 0) over trials of each network's lazy-training measures.
+
+    Returns
+    -------
+    list of dict
+        Keys ``network``, ``trials``, ``parameter_change``,
+        ``parameter_change_se``, ``ntk_change``, ``ntk_change_se`` and
+        ``by_layer`` (the mean of ``parameter_change_by_layer`` per layer,
+        input layer first, as text).
+    """
+    per: dict[str, list[Mapping[str, Any]]] = {}
+    for (t, m), values in sorted(results.metrics.items()):
+        if t < results.n_trials and "parameter_change" in values:
+            per.setdefault(m, []).append(values)
+    rows = []
+    for m in ordered_models(results):
+        if m not in per:
+            continue
+        row: dict[str, Any] = {"network": m, "trials": len(per[m])}
+        for key in ("parameter_change", "ntk_change"):
+            stats = _summary([v[key] for v in per[m] if v.get(key) is not None])
+            row[key], row[f"{key}_se"] = stats["mean_rmse"], stats["se"]
+        layers = [v.get("parameter_change_by_layer") or [] for v in per[m]]
+        depth = min((len(x) for x in layers), default=0)
+        means = [
+            math.fsum(x[i] for x in layers if x[i] is not None) / len(layers)
+            for i in range(depth)
+        ]
+        row["by_layer"] = ", ".join(f"{v:.3g}" for v in means)
+        rows.append(row)
+    return rows
+
+
+def _lazy_table(results: StudyResults) -> ReportTable | None:
+    """Lazy-training measures per network, mean and SE over trials."""
+    rows = lazy_rows(results)
+    if not rows:
+        return None
+    columns = (
+        Column("network", "Network"),
+        Column("trials", "Number of Trials", "int"),
+        Column("parameter_change", "‖θ_T − θ_0‖/‖θ_0‖", "float"),
+        Column("parameter_change_se", "SE", "float"),
+        Column("by_layer", "Per layer (input first)"),
+        Column("ntk_change", "‖Θ_T − Θ_0‖_F/‖Θ_0‖_F", "float"),
+        Column("ntk_change_se", "SE", "float"),
+    )
+    notes = (
+        "Relative change from initialization to the end of training; the "
+        "empirical NTK Θ is measured on a fixed subsample of fitting points "
+        "(config ntk_subsample). SE is ddof 0 over sqrt(trials).",
+    )
+    return ReportTable(
+        "lazy", "Lazy training: how far each network moved", columns, tuple(rows),
+        notes,
+    )  # fmt: skip
+
+
 #: Builders of the report's tables, in display order. The first must build the
 #: main table (key ``"rows"``); a builder may return None to skip its table.
 TABLE_BUILDERS: list[Callable[[StudyResults], ReportTable | None]] = [
     _main_table,
     _layer_change_table,
+    _agreement_table,
+    _lazy_table,
 ]
 
 
@@ -702,8 +876,8 @@ def _render_json(results: StudyResults, tables: list[ReportTable]) -> str:
         doc[table.key] = [
             {c.key: row.get(c.key) for c in table.columns} for row in table.rows
         ]
-    if "layer_change" not in doc:
-        doc["layer_change"] = []
+    for key in ("layer_change", "agreement", "lazy"):
+        doc.setdefault(key, [])
     for name in ("started", "finished", "host", "device"):
         doc[name] = getattr(results, name)
     return json.dumps(doc, indent=2) + "\n"
@@ -771,8 +945,9 @@ def render_report(results: StudyResults, fmt: str = "markdown") -> str:
         comment lines), ``"json"`` (one object with the keys ``preset``,
         ``variant``, ``version``, ``seed`` and ``rows``, plus
         ``n_trials_planned``, ``n_trials_completed``, ``failed``,
-        ``layer_change`` and the metadata) or ``"latex"`` (one ``table``
-        environment per table, identity in ``%`` comments and captions).
+        ``layer_change``, ``agreement``, ``lazy`` and the metadata) or
+        ``"latex"`` (one ``table`` environment per table, identity in ``%``
+        comments and captions).
 
     Returns
     -------
@@ -856,6 +1031,63 @@ def write_boxplot(results: StudyResults, paths: Iterable[Path | str]) -> None:
         _atomic_write(path, save)
 
 
+def _lazy_plot_rows(results: StudyResults) -> list[dict[str, Any]]:
+    return [
+        {"network": m, **values}
+        for (t, m), values in sorted(results.metrics.items(), key=lambda kv: kv[0])
+        if t < results.n_trials and "parameter_change" in values
+    ]
+
+
+def _curve_groups(results: StudyResults) -> tuple[dict[str, list], dict[str, list]]:
+    """Networks' and their predictors' loss curves, aligned on shared epochs."""
+    kinds = _model_kinds(results)
+    ok = {(r.trial, r.model) for r in _latest(results) if r.status == "ok"}
+    nets: dict[str, list] = {}
+    preds: dict[str, list] = {}
+    for (t, m), curve in sorted(results.loss_curves.items(), key=lambda kv: kv[0]):
+        if (t, m) not in ok or t >= results.n_trials or len(curve) == 0:
+            continue
+        target = nets if kinds.get(m) == "network" else preds
+        if kinds.get(m) in ("network", "predictor"):
+            target.setdefault(m, []).append(curve)
+    for group in (nets, preds):
+        for m, curves in list(group.items()):
+            first = curves[0]
+            group[m] = [
+                c
+                for c in curves
+                if c.shape == first.shape and np.array_equal(c[:, 0], first[:, 0])
+            ]
+    # a predictor is drawn only beside its network
+    preds = {m: c for m, c in preds.items() if m.split("@", 1)[-1] in nets}
+    return nets, preds
+
+
+def write_equivalence_figures(results: StudyResults, out_dir: Path) -> list[Path]:
+    """Write ``lazy.png`` and ``loss_curves.png`` when the study has their data.
+
+    ``lazy.png``: each network's parameter and NTK change per trial
+    (:func:`ntkeq.equivalence.plot_lazy_measures`). ``loss_curves.png``: each
+    network's training loss beside its ``@`` predictors' at the same epochs,
+    averaged over trials (:func:`ntkeq.equivalence.plot_loss_curves`).
+    """
+    from ntkeq.equivalence import plot_lazy_measures, plot_loss_curves
+
+    written = []
+    rows = _lazy_plot_rows(results)
+    if rows:
+        path = out_dir / "lazy.png"
+        plot_lazy_measures(rows, path)
+        written.append(path)
+    nets, preds = _curve_groups(results)
+    if nets and preds:
+        path = out_dir / "loss_curves.png"
+        plot_loss_curves(nets, preds, path)
+        written.append(path)
+    return written
+
+
 def write_report(results: StudyResults, out_dir: Path | str) -> list[Path]:
     """Write the report files of a study into a folder.
 
@@ -870,7 +1102,8 @@ def write_report(results: StudyResults, out_dir: Path | str) -> list[Path]:
     -------
     list of Path
         ``report.md``, ``report.json``, ``boxplot.png`` and ``boxplot.svg``
-        inside ``out_dir``.
+        inside ``out_dir``, then ``lazy.png`` and ``loss_curves.png`` when
+        the study has lazy measures and ``@`` predictors.
 
     Raises
     ------
@@ -888,5 +1121,6 @@ def write_report(results: StudyResults, out_dir: Path | str) -> list[Path]:
         _atomic_write(path, partial(_write_text, text=text))
     figures = [out / "boxplot.png", out / "boxplot.svg"]
     write_boxplot(results, figures)
+    figures += write_equivalence_figures(results, out)
     logger.info("wrote report files into %s", out)
     return [*texts, *figures]

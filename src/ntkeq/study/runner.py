@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ntkeq.study.config import (
     KernelModelConfig,
+    NetworkModelConfig,
     StudyConfig,
     config_diff,
     config_from_dict,
@@ -131,7 +132,10 @@ def plan_units(config: StudyConfig, done: set[tuple[int, str]]) -> list[WorkUnit
     """Work units for every (trial, model) not in ``done``.
 
     Per trial: one unit with all pending kernel models (they share their
-    Gram computation), then one unit per pending network.
+    Gram computation), then one unit per network with whichever of the
+    network and its ``@`` predictors are pending (the predictors need the
+    network's initialization, so a pending predictor retrains its network;
+    a stored network row is not stored again).
 
     Examples
     --------
@@ -152,8 +156,12 @@ def plan_units(config: StudyConfig, done: set[tuple[int, str]]) -> list[WorkUnit
         if kernels:
             units.append(WorkUnit(t, kernels))
         for m in config.models:
-            if not isinstance(m, KernelModelConfig) and (t, m.name) not in done:
-                units.append(WorkUnit(t, (m.name,)))
+            if not isinstance(m, NetworkModelConfig):
+                continue
+            names = [m.name, *(p.name for p in config.predictors_of(m.name))]
+            pending = tuple(n for n in names if (t, n) not in done)
+            if pending:
+                units.append(WorkUnit(t, pending))
     return units
 
 

@@ -13,9 +13,15 @@ Schema (version :data:`SCHEMA_VERSION`)::
         host, device
     trials(trial INTEGER PRIMARY KEY, seed INTEGER, y_test BLOB)
     results(trial, model, status, rmse, fit_time, reason, predictions BLOB,
-            loss_curve BLOB, finished TEXT, UNIQUE(trial, model))
+            loss_curve BLOB, metrics TEXT, finished TEXT, UNIQUE(trial, model))
 
-``loss_curve`` holds k (epoch, loss) rows, i.e. 2k float64 values.
+``loss_curve`` holds k (epoch, loss) rows, i.e. 2k float64 values (a
+network's training loss, or an ``@`` predictor's at the same epochs).
+``metrics`` is a JSON object: a network's lazy-training measures
+(``parameter_change``, ``parameter_change_by_layer``, ``ntk_change``,
+``ntk_subsample``), a predictor's ``steps`` and ``eta``, ``{}`` otherwise.
+The file runs in write-ahead-log mode with ``synchronous=NORMAL``: a
+committed result survives the process being killed.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the tables change incompatibly.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_NAME = "results.sqlite"
 LOCK_NAME = ".lock"
 
@@ -69,6 +75,7 @@ CREATE TABLE IF NOT EXISTS results (
     reason TEXT NOT NULL DEFAULT '',
     predictions BLOB,
     loss_curve BLOB,
+    metrics TEXT NOT NULL DEFAULT '{}',
     finished TEXT NOT NULL,
     UNIQUE (trial, model)
 );
@@ -171,6 +178,9 @@ class ResultsStore:
             if not readonly:
                 self._conn.executescript(_SCHEMA)
             self._check_schema()
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(
@@ -204,6 +214,9 @@ class ResultsStore:
                 f"{self.path} is not an ntkeq results store (tables missing)"
             )
         version = self.get_meta("schema_version")
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(results)")}
+        if version is None and "metrics" not in columns:
+            version = "1"
         if version is not None and version != str(SCHEMA_VERSION):
             raise StoreError(
                 f"{self.path} has results schema version {version}, this ntkeq reads "
@@ -260,8 +273,8 @@ class ResultsStore:
             )
             cur = self._conn.execute(
                 "INSERT OR IGNORE INTO results (trial, model, status, rmse, fit_time, "
-                "reason, predictions, loss_curve, finished) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "reason, predictions, loss_curve, metrics, finished) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     trial.index,
                     outcome.model,
@@ -271,6 +284,7 @@ class ResultsStore:
                     outcome.reason,
                     _blob(outcome.predictions),
                     _blob(outcome.loss_curve),
+                    json.dumps(dict(outcome.metrics), allow_nan=False),
                     _now(),
                 ),
             )
@@ -296,6 +310,15 @@ class ResultsStore:
             (trial, model),
         ).fetchone()
         return None if row is None else _array(row[0], cols=2)
+
+    def metrics(self) -> dict[tuple[int, str], dict[str, Any]]:
+        """Non-empty stored metrics, (trial, model) -> dict."""
+        out = {}
+        for t, m, text in self._conn.execute(
+            "SELECT trial, model, metrics FROM results WHERE metrics != '{}'"
+        ):
+            out[(int(t), str(m))] = json.loads(text)
+        return out
 
     def y_test(self, trial: int) -> np.ndarray | None:
         """Stored test targets (n_test,) of one trial, or ``None``."""
@@ -346,6 +369,20 @@ class ResultsStore:
             for t, m, s, r, ft, _reason in self.rows()
             if int(t) < n_trials
         )
+        predictions: dict[tuple[int, str], np.ndarray] = {}
+        curves: dict[tuple[int, str], np.ndarray] = {}
+        for t, m, pb, cb in self._conn.execute(
+            "SELECT trial, model, predictions, loss_curve FROM results"
+        ):
+            if int(t) >= n_trials:
+                continue
+            pred = _array(pb)
+            if pred is not None:
+                predictions[(int(t), str(m))] = pred
+            curve = _array(cb, cols=2)
+            if curve is not None:
+                curves[(int(t), str(m))] = curve
+        metrics = {k: v for k, v in self.metrics().items() if k[0] < n_trials}
         return StudyResults(
             preset=meta["preset"],
             variant=meta["variant"],
@@ -359,6 +396,9 @@ class ResultsStore:
             finished=meta.get("finished"),
             host=meta.get("host"),
             device=meta.get("device"),
+            predictions=predictions,
+            loss_curves=curves,
+            metrics=metrics,
         )
 
 

@@ -22,17 +22,27 @@ alpha
     regression); predictions are K_te alpha.
 RMSE
     sqrt(mean((prediction - y_test)^2)) over the n_test test points.
+n_fit
+    a network's fitting points: the first n_train - round(v n_train) training
+    rows for validation split v (Keras holds out the tail).
+lambda_max
+    largest eigenvalue of a kernel's Gram on the n_fit fitting points;
+    full-batch gradient descent on (1/n_fit) sum (f - y)^2 is stable iff
+    lr < n_fit / lambda_max (the step 2 lr / n_fit times lambda_max below 2).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import math
 import time
 import traceback
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +51,7 @@ from ntkeq.study.config import (
     ConfigError,
     KernelModelConfig,
     NetworkModelConfig,
+    PredictorModelConfig,
     StudyConfig,
 )
 
@@ -48,11 +59,16 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ModelOutcome",
+    "StabilityWarning",
     "TrialResult",
+    "clear_gram_cache",
+    "matched_kernel",
     "model_seed",
     "resolve_device",
     "rmse",
     "run_trial",
+    "stability_bound",
+    "stability_message",
     "trial_seed",
 ]
 
@@ -83,7 +99,13 @@ class ModelOutcome:
         Why a model failed or diverged, and any warning raised while it was
         fitted; empty otherwise.
     loss_curve : ndarray of shape (k, 2) or None
-        A network's (epoch, training loss) pairs.
+        A network's (epoch, training loss) pairs; for an ``@`` predictor its
+        own training loss at the network's recorded epochs.
+    metrics : dict
+        A network's lazy-training measures: ``parameter_change``,
+        ``parameter_change_by_layer`` (list, input layer first),
+        ``ntk_change`` and ``ntk_subsample`` (rows used); for an ``@``
+        predictor ``steps`` and ``lambda_max``; empty for kernels.
     """
 
     model: str
@@ -93,6 +115,11 @@ class ModelOutcome:
     fit_time: float
     reason: str = ""
     loss_curve: np.ndarray | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+
+class StabilityWarning(UserWarning):
+    """A network's learning rate exceeds the gradient-descent stability bound."""
 
 
 @dataclass(frozen=True)
@@ -202,15 +229,83 @@ def _split(config: StudyConfig, seed: int) -> Any:
     )
 
 
+#: Closed-form Gram matrices kept in memory (least recently used dropped).
+GRAM_CACHE_SIZE = 24
+_GRAM_CACHE: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+
+
+def clear_gram_cache() -> None:
+    """Forget every cached closed-form Gram matrix."""
+    _GRAM_CACHE.clear()
+
+
+def _gram_key(
+    config: StudyConfig,
+    data_seed: int,
+    kernel: str,
+    variant: str,
+    params: Mapping[str, Any],
+) -> Hashable:
+    # The data are a pure function of (data config, data variant, seed).
+    return (
+        data_seed,
+        config.data,
+        config.data_variant,
+        kernel,
+        variant,
+        json.dumps(dict(params), sort_keys=True),
+    )
+
+
+def _cache_get(key: Hashable) -> np.ndarray | None:
+    K = _GRAM_CACHE.get(key)
+    if K is not None:
+        _GRAM_CACHE.move_to_end(key)
+    return K
+
+
+def _cache_put(key: Hashable, K: np.ndarray) -> np.ndarray:
+    K = np.asarray(K, dtype=np.float64)
+    K.setflags(write=False)
+    _GRAM_CACHE[key] = K
+    _GRAM_CACHE.move_to_end(key)
+    while len(_GRAM_CACHE) > GRAM_CACHE_SIZE:
+        _GRAM_CACHE.popitem(last=False)
+    return K
+
+
+def _closed_form_gram(
+    config: StudyConfig,
+    data_seed: int,
+    kernel: str,
+    variant: str,
+    params: Mapping[str, Any],
+    X: np.ndarray,
+) -> np.ndarray:
+    """Gram (n_obs, n_obs) of one closed-form kernel on all points, cached."""
+    from ntkeq import kernels
+
+    key = _gram_key(config, data_seed, kernel, variant, params)
+    K = _cache_get(key)
+    if K is None:
+        K = _cache_put(key, kernels.kernel(kernel, variant=variant, **params)(X))
+    return K
+
+
 def _kernel_grams(
-    config: StudyConfig, models: Sequence[KernelModelConfig], X: np.ndarray
+    config: StudyConfig,
+    models: Sequence[KernelModelConfig],
+    X: np.ndarray,
+    data_seed: int,
 ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, BaseException]]:
     """Gram matrices (n_obs, n_obs) of every kernel model on all points X.
 
     Models with default hyperparameters share one :func:`gram_many` call per
     variant (which shares the layer recursions between depths); a model with
-    its own ``params`` is computed alone. Returns the Grams, each model's
-    share of the time, and the exceptions of models whose Gram failed.
+    its own ``params`` is computed alone. Grams already in the in-process
+    cache (same data seed, kernel, variant and parameters) are reused.
+    Returns the Grams, each model's share of the time, and the exceptions of
+    models whose Gram failed.
     """
     from ntkeq import kernels
 
@@ -220,18 +315,21 @@ def _kernel_grams(
 
     shared: dict[str, list[KernelModelConfig]] = {}
     for m in models:
-        if m.params:
+        variant = config.model_variant(m)
+        cached = _cache_get(_gram_key(config, data_seed, m.kernel, variant, m.params))
+        if cached is not None:
+            grams[m.name], times[m.name] = cached, 0.0
+        elif m.params:
             t0 = time.perf_counter()
             try:
-                k = kernels.kernel(
-                    m.kernel, variant=config.model_variant(m), **m.params
+                grams[m.name] = _closed_form_gram(
+                    config, data_seed, m.kernel, variant, m.params, X
                 )
-                grams[m.name] = k(X)
             except Exception as exc:
                 errors[m.name] = exc
             times[m.name] = time.perf_counter() - t0
         else:
-            shared.setdefault(config.model_variant(m), []).append(m)
+            shared.setdefault(variant, []).append(m)
 
     for variant, group in shared.items():
         names = list(dict.fromkeys(m.kernel for m in group))
@@ -242,6 +340,10 @@ def _kernel_grams(
             for m in group:
                 errors[m.name] = exc
             by_kernel = {}
+        for name, K in by_kernel.items():
+            by_kernel[name] = _cache_put(
+                _gram_key(config, data_seed, name, variant, {}), K
+            )
         share = (time.perf_counter() - t0) / len(group)
         for m in group:
             times[m.name] = share
@@ -254,6 +356,7 @@ def _fit_kernels(
     config: StudyConfig,
     models: Sequence[KernelModelConfig],
     split: Any,
+    data_seed: int,
 ) -> list[ModelOutcome]:
     from ntkeq.regression import solve_dual
 
@@ -261,7 +364,7 @@ def _fit_kernels(
     X = np.concatenate([np.asarray(split.X_train), np.asarray(split.X_test)])
     y_train = np.asarray(split.y_train, dtype=np.float64)
     y_test = np.asarray(split.y_test, dtype=np.float64)
-    grams, times, errors = _kernel_grams(config, models, X)
+    grams, times, errors = _kernel_grams(config, models, X, data_seed)
 
     out = []
     for m in models:
@@ -337,16 +440,246 @@ def build_network(
     return net, train_config
 
 
-def _fit_network(
-    config: StudyConfig, model: NetworkModelConfig, index: int, split: Any
+def matched_kernel(
+    config: StudyConfig, network: NetworkModelConfig
+) -> tuple[str, str, Mapping[str, Any]] | None:
+    """Closed-form kernel a network is checked against: (name, variant, params).
+
+    The network's first closed-form ``@`` predictor, else the kernel family of
+    its parameterization at its depth (``ntkb`` -> NTKB<L>, ``ntkj`` ->
+    NTKJ<L>, ``ntka`` -> NTKA<L>); ``None`` for the standard
+    parameterization without a closed-form predictor.
+    """
+    from ntkeq.study.config import EMPIRICAL_KERNEL, PARAMETERIZATION_KERNELS
+
+    for p in config.predictors_of(network.name):
+        if p.kernel != EMPIRICAL_KERNEL:
+            return p.kernel, config.model_variant(p), p.params
+    family = PARAMETERIZATION_KERNELS.get(network.parameterization)
+    if family is None:
+        return None
+    return f"{family}{network.depth}", config.variant, {}
+
+
+def stability_bound(gram_fit: np.ndarray) -> float:
+    """Largest stable learning rate n / lambda_max of full-batch gradient descent.
+
+    On L = (1/n) sum (f(x_i) - y_i)^2 a network in its kernel regime moves by
+    f <- f - (2 lr / n) Theta (f - y) (``ntkeq.regression.kernel_gd_predict``),
+    which converges iff (2 lr / n) lambda_max(Theta) < 2, i.e.
+    lr < n / lambda_max.
+
+    Parameters
+    ----------
+    gram_fit : ndarray of shape (n, n)
+        The kernel's Gram matrix on the n fitting points.
+
+    Returns
+    -------
+    float
+        n / lambda_max (``inf`` when lambda_max <= 0).
+
+    Examples
+    --------
+    >>> stability_bound(np.diag([4.0, 1.0]))
+    0.5
+    """
+    import scipy.linalg
+
+    K = np.asarray(gram_fit, dtype=np.float64)
+    if K.ndim != 2 or K.shape[0] != K.shape[1] or K.shape[0] == 0:
+        raise ValueError(f"gram_fit must be a non-empty square matrix, got {K.shape}")
+    n = K.shape[0]
+    top = scipy.linalg.eigvalsh(
+        0.5 * (K + K.T), subset_by_index=[n - 1, n - 1], check_finite=False
+    )
+    lam_max = float(top[-1])
+    return math.inf if lam_max <= 0.0 else n / lam_max
+
+
+def stability_message(
+    config: StudyConfig,
+    network: NetworkModelConfig,
+    X_fit: np.ndarray,
+    data_seed: int,
+    X_all: np.ndarray | None = None,
+) -> str:
+    """Warning text when ``network``'s learning rate exceeds the bound, else "".
+
+    The bound (:func:`stability_bound`) uses the network's
+    :func:`matched_kernel` on its fitting points ``X_fit`` (n_fit, d).
+    ``X_all`` (all n_obs points, fitting points first) lets the cached Gram
+    on every point be reused.
+    """
+    matched = matched_kernel(config, network)
+    if matched is None:
+        return ""
+    kernel, variant, params = matched
+    n_fit = X_fit.shape[0]
+    if X_all is not None:
+        K = _closed_form_gram(config, data_seed, kernel, variant, params, X_all)
+    else:
+        from ntkeq import kernels
+
+        K = kernels.kernel(kernel, variant=variant, **params)(X_fit)
+    bound = stability_bound(K[:n_fit, :n_fit])
+    lr = network.learning_rate
+    if lr <= bound:
+        return ""
+    how = "full-batch" if network.batch_size is None else "SGD"
+    return (
+        f"model {network.name}: learning_rate = {lr:g} exceeds the {how} "
+        f"gradient-descent stability bound n_fit / lambda_max({kernel}) = "
+        f"{bound:.4g} (n_fit = {n_fit}); the network and its kernel predictors "
+        f"diverge. Use learning_rate < {bound:.4g}, e.g. {bound / 2:.3g}"
+    )
+
+
+def _fit_predictor(
+    config: StudyConfig,
+    p: PredictorModelConfig,
+    data_seed: int,
+    split: Any,
+    X_all: np.ndarray,
+    n_fit: int,
+    schedule: Any,
+    f0_all: np.ndarray | None,
+    entk: np.ndarray | None,
+    curve: np.ndarray | None,
 ) -> ModelOutcome:
-    from ntkeq.training import train
+    from ntkeq.equivalence import finite_time_ntk_prediction
 
     t0 = time.perf_counter()
     try:
-        X_train = np.asarray(split.X_train)
+        n_train = len(split.y_train)
+        if entk is not None:
+            K = entk
+        else:
+            variant = config.model_variant(p)
+            K = _closed_form_gram(config, data_seed, p.kernel, variant, p.params, X_all)
+        f0_train = f0_test = None
+        if p.f0 and f0_all is not None:
+            f0_train, f0_test = f0_all[:n_train], f0_all[n_train:]
+        loss_epochs = None if curve is None or curve.size == 0 else curve[:, 0]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fp = finite_time_ntk_prediction(
+                K[:n_train, :n_train],
+                K[n_train:, :n_train],
+                np.asarray(split.y_train, dtype=np.float64),
+                schedule,
+                f0_train=f0_train,
+                f0_test=f0_test,
+                loss_epochs=loss_epochs,
+                n_fit=n_fit,
+            )
+        elapsed = time.perf_counter() - t0
+        reason = _warning_text(caught)
+        predictions = np.asarray(fp.predictions, dtype=np.float64)
+        metrics = {"steps": fp.steps, "eta": fp.eta}
+        if not np.all(np.isfinite(predictions)):
+            return ModelOutcome(
+                p.name,
+                "diverged",
+                None,
+                predictions,
+                elapsed,
+                "non-finite kernel gradient-descent predictions; " + reason,
+                fp.loss_curve,
+                metrics,
+            )
+        return ModelOutcome(
+            p.name,
+            "ok",
+            rmse(predictions, split.y_test),
+            predictions,
+            elapsed,
+            reason,
+            fp.loss_curve,
+            metrics,
+        )
+    except Exception as exc:
+        return _failure(p.name, exc, time.perf_counter() - t0)
+
+
+def _lazy_measures(tracker: Any, net: Any, n_sub: int) -> dict[str, Any]:
+    measures = tracker.measure(net)
+    out: dict[str, Any] = {"ntk_subsample": n_sub}
+    for key, value in measures.items():
+        if isinstance(value, list):
+            out[key] = [float(v) if math.isfinite(v) else None for v in value]
+        else:
+            out[key] = float(value) if math.isfinite(value) else None
+    return out
+
+
+def _fit_network_unit(
+    config: StudyConfig,
+    model: NetworkModelConfig,
+    index: int,
+    split: Any,
+    data_seed: int,
+    names: Sequence[str],
+) -> list[ModelOutcome]:
+    """Train one network and compute its requested ``@`` predictors.
+
+    Before training: the initial function f_0 on all points, the empirical
+    NTK on all points (for an ``eNTK`` predictor) and Θ_0 on the lazy
+    subsample; the stability bound is checked. After training: the network's
+    outcome with its lazy measures, then each predictor's outcome. Returns
+    the outcomes of the models in ``names`` (the network and/or predictors).
+    """
+    import torch
+
+    from ntkeq.equivalence import LazyTracker, ntk_subsample
+    from ntkeq.networks import empirical_ntk
+    from ntkeq.study.config import EMPIRICAL_KERNEL
+    from ntkeq.training import split_validation, train
+
+    predictors = [p for p in config.predictors_of(model.name) if p.name in names]
+    want_network = model.name in names
+    t0 = time.perf_counter()
+    X_train = np.asarray(split.X_train)
+    X_all = np.concatenate([X_train, np.asarray(split.X_test)])
+    n_train = X_train.shape[0]
+    try:
         seed = model_seed(config.seed, index, model.name)
         net, train_config = build_network(config, model, seed, X_train.shape[1])
+        n_fit = split_validation(n_train, model.validation_split)[0]
+
+        # before training
+        first = next(net.parameters())
+        f0_all = None
+        if any(p.f0 for p in predictors):
+            with torch.no_grad():
+                x = torch.as_tensor(X_all, dtype=first.dtype, device=first.device)
+                f0_all = net(x).detach().cpu().numpy().astype(np.float64).reshape(-1)
+        entk = None
+        if any(p.kernel == EMPIRICAL_KERNEL for p in predictors):
+            entk = empirical_ntk(net, X_all, dtype="float64")
+        tracker = None
+        sub = np.empty(0, dtype=np.int64)
+        if want_network:
+            sub = ntk_subsample(X_train[:n_fit], config.ntk_subsample, seed=data_seed)
+            tracker = LazyTracker(net, X_train[sub])
+        notes = []
+        try:
+            message = stability_message(
+                config, model, X_train[:n_fit], data_seed, X_all
+            )
+        except Exception as exc:  # the bound is advisory
+            message = ""
+            logger.info("stability bound of %s not computed: %s", model.name, exc)
+        if message:
+            warnings.warn(message, StabilityWarning, stacklevel=2)
+            notes.append(message)
+    except Exception as exc:
+        return [_failure(n, exc, time.perf_counter() - t0) for n in names]
+
+    # training
+    out: list[ModelOutcome] = []
+    curve = None
+    try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = train(
@@ -357,11 +690,15 @@ def _fit_network(
         predictions = (
             None if raw is None else np.asarray(raw, dtype=np.float64).reshape(-1)
         )
-        curve = getattr(result, "loss_curve", None)
-        curve = None if curve is None else np.asarray(curve, dtype=np.float64)
+        raw_curve = getattr(result, "loss_curve", None)
+        curve = None if raw_curve is None else np.asarray(raw_curve, dtype=np.float64)
         reason = "; ".join(
             s
-            for s in (str(getattr(result, "reason", "") or ""), _warning_text(caught))
+            for s in (
+                str(getattr(result, "reason", "") or ""),
+                _warning_text(caught),
+                *notes,
+            )
             if s
         )
         status = str(result.status)
@@ -379,11 +716,40 @@ def _fit_network(
             logger.warning(
                 "model %s trial %d %s: %s", model.name, index, status, reason
             )
-        return ModelOutcome(
-            model.name, status, value, predictions, elapsed, reason, curve
-        )
+        metrics: dict[str, Any] = {}
+        if tracker is not None and ok:
+            try:
+                metrics = _lazy_measures(tracker, net, len(sub))
+            except Exception as exc:
+                logger.warning("lazy measures of %s failed: %s", model.name, exc)
+        if want_network:
+            out.append(
+                ModelOutcome(
+                    model.name, status, value, predictions, elapsed, reason, curve,
+                    metrics,
+                )
+            )  # fmt: skip
     except Exception as exc:
-        return _failure(model.name, exc, time.perf_counter() - t0)
+        if want_network:
+            out.append(_failure(model.name, exc, time.perf_counter() - t0))
+
+    # the kernel predictors of the same training
+    for p in predictors:
+        out.append(
+            _fit_predictor(
+                config,
+                p,
+                data_seed,
+                split,
+                X_all,
+                n_fit,
+                train_config,
+                f0_all,
+                entk if p.kernel == EMPIRICAL_KERNEL else None,
+                curve,
+            )
+        )
+    return out
 
 
 def run_trial(
@@ -396,7 +762,9 @@ def run_trial(
     ridgeless kernel regression on all training points and every network by
     SGD on its training part (less the validation hold-out), and score each
     by test RMSE. An exception in one model is recorded as ``"failed"`` and
-    does not stop the others.
+    does not stop the others. Each ``@`` predictor is computed with its
+    network (the network is trained even when only its predictor is asked
+    for, e.g. on resume); networks also get lazy-training measures.
 
     Parameters
     ----------
@@ -432,15 +800,21 @@ def run_trial(
     split = _split(config, seed)
     y_test = np.asarray(split.y_test, dtype=np.float64)
 
-    # kernels share one Gram computation; networks train one by one
+    # kernels share one Gram computation; networks train one by one, each
+    # with its @ predictors (they need the network's initialization)
     outcomes: dict[str, ModelOutcome] = {}
     kernel_models = [m for m in chosen if isinstance(m, KernelModelConfig)]
     if kernel_models:
-        for o in _fit_kernels(config, kernel_models, split):
+        for o in _fit_kernels(config, kernel_models, split, seed):
             outcomes[o.model] = o
-    for m in chosen:
-        if isinstance(m, NetworkModelConfig):
-            logger.info("trial %d: training %s", index, m.name)
-            outcomes[m.name] = _fit_network(config, m, index, split)
+    for m in config.models:
+        if not isinstance(m, NetworkModelConfig):
+            continue
+        unit = [m.name] if m.name in names else []
+        unit += [p.name for p in config.predictors_of(m.name) if p.name in names]
+        if unit:
+            logger.info("trial %d: training %s for %s", index, m.name, unit)
+            for o in _fit_network_unit(config, m, index, split, seed, unit):
+                outcomes[o.model] = o
 
     return TrialResult(index, seed, y_test, tuple(outcomes[m.name] for m in chosen))
