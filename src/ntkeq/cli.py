@@ -4,6 +4,8 @@ Subcommands
 -----------
 ``ntkeq run``
     Run (or resume) a study; the flags come from :mod:`ntkeq.study.cli_run`.
+``ntkeq sweep --widths LIST``
+    Run the study's networks at several widths (:mod:`ntkeq.study.sweep`).
 ``ntkeq report DIR``
     Rebuild the report of a results folder from its store alone.
 ``ntkeq kernel NAME X1 [X2] -o OUT``
@@ -382,6 +384,28 @@ def _add_run(subparsers: Any) -> None:
     run.set_defaults(func=run_command)
 
 
+def _add_sweep(subparsers: Any) -> None:
+    """Attach ``ntkeq sweep``; without the study runner, a clear error."""
+    help_text = "run the study's networks at several widths and fit the trend"
+    try:
+        from ntkeq.study.sweep import add_sweep_arguments, sweep_command
+    except Exception as exc:  # the runner is optional; other commands still work
+        reason = _one_line(exc)
+        sweep = subparsers.add_parser("sweep", help=help_text, add_help=False)
+
+        def unavailable(args: argparse.Namespace) -> int:
+            raise CLIError(
+                f"'ntkeq sweep' is not available in this installation ({reason})"
+            )
+
+        sweep.set_defaults(func=unavailable, accepts_extra=True)
+        return
+
+    sweep = subparsers.add_parser("sweep", help=help_text, description=help_text)
+    add_sweep_arguments(sweep)
+    sweep.set_defaults(func=sweep_command)
+
+
 # ---------------------------------------------------------------------------
 # Parser and entry point
 # ---------------------------------------------------------------------------
@@ -419,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
 
     _add_run(subparsers)
+    _add_sweep(subparsers)
 
     report = subparsers.add_parser(
         "report",
