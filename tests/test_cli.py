@@ -206,7 +206,7 @@ BAD_INPUT_CASES: dict[str, tuple[list[str], str]] = {
     "param twice": ([*K, "--param", "d=1", "--param", "d=2"], "twice"),
     "bad variant": ([*K, "--variant", "x"], "as-published"),
     "no output": (K[:3], "-o"),
-    "no command": ([], "run, report, kernel, presets"),
+    "no command": ([], "run, sweep, report, kernel, presets"),
     "unknown option": (["presets", "--bogus"], "--bogus"),
     "report format": (["report", ".", "--format", "html"], "latex"),
     "report folder": (["report", "missing"], "does not exist"),

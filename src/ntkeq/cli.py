@@ -58,7 +58,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         if "COMMAND" in message:
-            message += " (one of run, report, kernel, presets; see ntkeq --help)"
+            message += " (one of run, sweep, report, kernel, presets; see ntkeq --help)"
         raise CLIError(message)
 
 

@@ -205,7 +205,11 @@ def _print_table(console: Any, results: Any) -> None:
     from ntkeq.study.report import report_table
 
     table = Table(
-        title=f"{results.preset} ({results.variant}), {results.n_trials} trials planned"
+        title=(
+            f"preset {results.preset}, variant {results.variant}, seed {results.seed},"
+            f" {results.n_trials} trials planned, ntkeq {results.version}"
+        ),
+        caption="SE: population standard deviation / sqrt(trials), as in the paper",
     )
     for col in ("model", "trials", "mean RMSE", "SE"):
         table.add_column(col, justify="left" if col == "model" else "right")

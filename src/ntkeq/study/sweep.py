@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from ntkeq import __version__
 from ntkeq.study.config import (
     ConfigError,
     KernelModelConfig,
@@ -620,6 +621,7 @@ def _report_doc(results: SweepResults) -> dict[str, Any]:
         "variant": base.variant,
         "trials": base.trials,
         "seed": base.seed,
+        "version": __version__,
         "models": list(base.model_names),
         "predictors": results.predictors,
         "theory_slope": THEORY_SLOPE,
@@ -656,8 +658,9 @@ def _markdown(results: SweepResults) -> str:
         f"# Width sweep: {base.preset} ({base.variant})",
         "",
         f"Widths {', '.join(map(str, results.widths))}; {base.trials} trials, "
-        f"seed {base.seed}; models {', '.join(base.model_names)}. Mean ± SE over "
-        "trials (SE = population standard deviation / sqrt(trials)).",
+        f"seed {base.seed}; models {', '.join(base.model_names)}; ntkeq "
+        f"{__version__}. Mean ± SE over trials (SE = population standard "
+        "deviation / sqrt(trials)).",
         "",
     ]
     if not results.predictors:
