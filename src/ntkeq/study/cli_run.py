@@ -64,7 +64,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     over.add_argument(
         "--models",
         metavar="LIST",
-        help="comma list of model names and the groups kernels, networks",
+        help="comma list of model names and the groups kernels, networks, predictors",
     )
     over.add_argument("--width", type=int, metavar="N", help="width of every network")
     over.add_argument("--epochs", type=int, metavar="N", help="epochs of every network")
