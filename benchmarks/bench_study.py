@@ -11,12 +11,19 @@ n_obs x n_obs factorization to sample y (n^3/3 flops for Cholesky) and nine
 n_train x n_train Cholesky solves (9 n_train^3/3). The machine's float64
 Cholesky rate is measured in the same run. Finally it prints the kernel rows
 beside the published Figure 3 (mean +- SE, ddof 0).
+
+Imports happen before timing: the runner records the study's device, which
+imports PyTorch (over a second) even for a kernel-only study. A trial runs
+its linear algebra with one BLAS thread (see ``ntkeq.study.trial``), so the
+parts and the Cholesky rate are measured with one BLAS thread too. Prints
+the load average before and after, as timings on a loaded machine mislead.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -24,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import scipy.linalg
+from threadpoolctl import threadpool_limits
 
 from ntkeq import data, kernels
 from ntkeq.regression import solve_dual
 from ntkeq.study.config import apply_overrides, load_preset
 from ntkeq.study.report import report_table
 from ntkeq.study.runner import run_study
-from ntkeq.study.trial import trial_seed
+from ntkeq.study.trial import resolve_device, trial_seed
 
 FIGURE3 = {
     "GP1": (0.0634271, 0.000419303),
@@ -97,6 +105,8 @@ def main() -> None:
     )
     n_obs = cfg.data.n_obs
     n_train = data.split_sizes(n_obs, cfg.data.test_fraction)[0]
+    resolve_device(cfg.device)  # the import of PyTorch, outside the timing
+    load_before = os.getloadavg()[0]
 
     # whole study, through the runner and the store
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,17 +115,22 @@ def main() -> None:
         wall = time.perf_counter() - t0
 
     # parts of one trial and the floor
-    parts = trial_parts(args.preset)
-    rate = cholesky_gflops(n_train)
+    with threadpool_limits(limits=1, user_api="blas"):
+        parts = trial_parts(args.preset)
+        rate = cholesky_gflops(n_train)
     floor_flops = n_obs**3 / 3 + 9 * n_train**3 / 3
     floor = floor_flops / (rate * 1e9)
     per_trial = wall / args.trials
 
     print(f"preset {args.preset}, kernels only, {args.trials} trials")
+    print(
+        f"  1-minute load average    {load_before:8.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after"
+    )
     print(f"  study wall time          {wall:8.2f} s  ({per_trial * 1e3:.0f} ms/trial)")
     for k, v in parts.items():
         print(f"  one trial: {k:<13} {v * 1e3:8.1f} ms (median of 5)")
-    print(f"  float64 Cholesky rate    {rate:8.2f} GFLOP/s (n = {n_train})")
+    print(f"  float64 Cholesky rate    {rate:8.2f} GFLOP/s (n = {n_train}, 1 thread)")
     print(
         f"  floor per trial          {floor * 1e3:8.1f} ms "
         f"({floor_flops / 1e9:.2f} GFLOP of factorizations)"

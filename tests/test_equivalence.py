@@ -536,3 +536,22 @@ def test_wide_network_trains_lazily_and_follows_its_kernel() -> None:
     to_zero = prediction_distance(result.predictions, np.zeros_like(f0_test))
     assert to_ntk < 0.1 * to_zero
     assert to_ntk < 0.5 * prediction_distance(result.predictions, no_f0.predictions)
+
+
+def test_finite_time_prediction_passes_eigh_through() -> None:
+    from ntkeq.regression import symmetric_eigh
+
+    A = np.random.default_rng(4).normal(size=(12, 14))
+    K = A @ A.T / 12
+    y = np.random.default_rng(5).normal(size=9)
+    schedule = SimpleNamespace(learning_rate=0.2, epochs=30, batch_size=3)
+    args = (K[:9, :9], K[9:, :9], y, schedule)
+    plain = finite_time_ntk_prediction(*args, n_fit=6, loss_epochs=[0, 10])
+    given = finite_time_ntk_prediction(
+        *args, n_fit=6, loss_epochs=[0, 10], eigh=symmetric_eigh(K[:6, :6])
+    )
+    # the same decomposition either way (rtol 1e-12)
+    np.testing.assert_allclose(given.predictions, plain.predictions, rtol=1e-12)
+    np.testing.assert_allclose(given.loss_curve, plain.loss_curve, rtol=1e-12)
+    with pytest.raises(ValueError, match="eigenvalues"):
+        finite_time_ntk_prediction(*args, eigh=symmetric_eigh(K[:6, :6]))

@@ -20,6 +20,7 @@ from ntkeq.regression import (
     gradient_descent_time,
     kernel_gd_predict,
     solve_dual,
+    symmetric_eigh,
 )
 
 
@@ -361,3 +362,61 @@ def test_gd_predictor_bad_inputs(
     K, K_star, y = args.pop("K_train"), args.pop("K_test_train"), args.pop("y_train")
     with pytest.raises(error):
         kernel_gd_predict(K, K_star, y, **args)
+
+
+# --------------------------------------------------------------------------
+# a precomputed eigendecomposition
+
+
+def _psd(n: int, seed: int) -> np.ndarray:
+    A = np.random.default_rng(seed).normal(size=(n, n + 2))
+    return A @ A.T / n
+
+
+@pytest.mark.parametrize("n_fit", [None, 7])
+def test_kernel_gd_predict_with_eigh_equals_plain_call(n_fit: int | None) -> None:
+    K_all = _psd(13, 0)
+    K, K_star = K_all[:10, :10], K_all[10:, :10]
+    rng = np.random.default_rng(1)
+    y, f0_tr, f0_te = rng.normal(size=10), rng.normal(size=10), rng.normal(size=3)
+    n = 10 if n_fit is None else n_fit
+    kw: dict[str, Any] = {
+        "learning_rate": 0.3,
+        "steps": [0, 1, 5, 40, np.inf],
+        "n_train_fit": n_fit,
+        "f0_train": f0_tr,
+        "f0_test": f0_te,
+    }
+    plain = kernel_gd_predict(K, K_star, y, **kw)
+    given = kernel_gd_predict(K, K_star, y, eigh=symmetric_eigh(K[:n, :n]), **kw)
+    # the same decomposition either way: equal to rounding (rtol 1e-12)
+    np.testing.assert_allclose(given.test, plain.test, rtol=1e-12)
+    np.testing.assert_allclose(given.train, plain.train, rtol=1e-12)
+    np.testing.assert_allclose(given.train_loss, plain.train_loss, rtol=1e-12)
+
+
+def test_kernel_gd_predict_rejects_bad_eigh() -> None:
+    K = _psd(4, 2)
+    lam, V = symmetric_eigh(K)
+    kw: dict[str, Any] = {"learning_rate": 0.1, "steps": 3}
+    with pytest.raises(TypeError, match="eigh must be a pair"):
+        kernel_gd_predict(K, K, np.ones(4), eigh=lam, **kw)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="eigenvalues"):
+        kernel_gd_predict(K, K, np.ones(4), eigh=(lam[:3], V), **kw)
+    with pytest.raises(ValueError, match="eigenvectors"):
+        kernel_gd_predict(K, K, np.ones(4), eigh=(lam, V[:, :3]), **kw)
+    with pytest.raises(ValueError, match="ascending"):
+        kernel_gd_predict(K, K, np.ones(4), eigh=(lam[::-1], V), **kw)
+    with pytest.raises(ValueError, match="eigenvalues"):
+        kernel_gd_predict(
+            K, K, np.ones(4), eigh=(lam, V), n_train_fit=3, **kw
+        )  # the block is 3 x 3
+
+
+def test_symmetric_eigh_decomposes_the_symmetric_part() -> None:
+    A = np.random.default_rng(3).normal(size=(6, 6))
+    lam, V = symmetric_eigh(A)
+    np.testing.assert_allclose((V * lam) @ V.T, 0.5 * (A + A.T), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(V.T @ V, np.eye(6), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="square"):
+        symmetric_eigh(np.ones((2, 3)))

@@ -33,7 +33,7 @@ from ntkeq.study.runner import plan_units, run_study
 from ntkeq.study.store import STORE_NAME, ResultsStore, StoreError, open_results
 from ntkeq.study.trial import (
     StabilityWarning,
-    _split,
+    _make_split,
     build_network,
     model_seed,
     run_trial,
@@ -76,7 +76,7 @@ def _doc(**net: Any) -> dict[str, Any]:
 def _fixture(cfg: StudyConfig, index: int) -> SimpleNamespace:
     """Data, untrained network and its initial function, built independently."""
     seed = trial_seed(cfg.seed, index)
-    split = _split(cfg, seed)
+    split = _make_split(cfg, seed)
     X_train = np.asarray(split.X_train)
     X_all = np.concatenate([X_train, np.asarray(split.X_test)])
     model = cfg.model("NN1")

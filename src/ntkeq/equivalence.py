@@ -841,6 +841,7 @@ def finite_time_ntk_prediction(
     loss_epochs: ArrayLike | None = None,
     n_fit: int | None = None,
     dynamics: str = "discrete",
+    eigh: tuple[ArrayLike, ArrayLike] | None = None,
 ) -> FiniteTimePrediction:
     """The kernel's prediction after the same training the network received.
 
@@ -883,6 +884,10 @@ def finite_time_ntk_prediction(
         ``"discrete"`` takes the S steps exactly; ``"flow"`` uses gradient
         flow for the same time, exp(−(2η/n) S Θ) in place of
         (I − (2η/n) Θ)^S. They agree when 2ηλ_max/n ≪ 1.
+    eigh : (lam, V), optional
+        Precomputed eigendecomposition of the fitting block Θ(X, X)[:n, :n]
+        (lam of shape (n,) ascending, V of shape (n, n)), passed to
+        :func:`~ntkeq.regression.kernel_gd_predict` in place of its own.
 
     Returns
     -------
@@ -939,6 +944,7 @@ def finite_time_ntk_prediction(
         n_train_fit=n_fit,
         f0_train=f0_train,
         f0_test=f0_test,
+        eigh=eigh,
     )
     return FiniteTimePrediction(
         predictions=out.test[-1],

@@ -46,6 +46,7 @@ __all__ = [
     "gradient_descent_time",
     "kernel_gd_predict",
     "solve_dual",
+    "symmetric_eigh",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -147,6 +148,46 @@ def _square(name: str, value: ArrayLike) -> FloatArray:
 
 def _eigh_sym(K: FloatArray) -> tuple[FloatArray, FloatArray]:
     lam, V = scipy.linalg.eigh(0.5 * (K + K.T), check_finite=False)
+    return lam, V
+
+
+def symmetric_eigh(K: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Eigendecomposition of the symmetric part (K + K^T) / 2 of a square matrix.
+
+    The decomposition :func:`kernel_gd_predict` computes, exposed so that a
+    caller can compute it once and pass it back as ``eigh=``.
+
+    Parameters
+    ----------
+    K : array_like of shape (n, n)
+        Finite square matrix.
+
+    Returns
+    -------
+    lam : ndarray of shape (n,)
+        Eigenvalues, ascending.
+    V : ndarray of shape (n, n)
+        Orthonormal eigenvectors, column ``i`` for ``lam[i]``.
+
+    Examples
+    --------
+    >>> lam, V = symmetric_eigh(np.diag([2.0, 1.0]))
+    >>> lam.tolist()
+    [1.0, 2.0]
+    """
+    return _eigh_sym(_square("K", K))
+
+
+def _check_eigh(eigh: Any, n: int) -> tuple[FloatArray, FloatArray]:
+    """Validate a given eigendecomposition (lam (n,), V (n, n)) of an n x n block."""
+    if not isinstance(eigh, tuple | list) or len(eigh) != 2:
+        raise TypeError(
+            f"eigh must be a pair (lam, V) of arrays, got {type(eigh).__name__}"
+        )
+    lam = _as_vector("eigh[0] (eigenvalues)", eigh[0], n)
+    V = _as_matrix("eigh[1] (eigenvectors)", eigh[1], (n, n))
+    if np.any(np.diff(lam) < 0):
+        raise ValueError("eigh[0] (eigenvalues) must be in ascending order")
     return lam, V
 
 
@@ -504,6 +545,7 @@ def kernel_gd_predict(
     n_train_fit: int | None = None,
     f0_train: ArrayLike | None = None,
     f0_test: ArrayLike | None = None,
+    eigh: tuple[ArrayLike, ArrayLike] | None = None,
 ) -> GDPrediction:
     """Prediction of a network after finite training, under a fixed kernel.
 
@@ -557,6 +599,14 @@ def kernel_gd_predict(
         its mean over initializations).
     f0_test : array_like of shape (m,), optional
         The network's initial function on the test points (default 0).
+    eigh : (lam, V), optional
+        A precomputed eigendecomposition of the fitting block (the first
+        ``n_train_fit`` rows and columns of K_train, or all of it): ``lam``
+        of shape (n,) ascending, ``V`` of shape (n, n) with orthonormal
+        columns, as ``scipy.linalg.eigh`` of (K + K^T) / 2 returns them. It
+        replaces the O(n^3) decomposition, e.g. when several predictors
+        share one kernel; it is trusted to belong to K_train (only its
+        shapes and finiteness are checked).
 
     At most one of ``steps``, ``epochs`` and ``times`` may be given; with none,
     the prediction is the infinite-time limit.
@@ -633,7 +683,7 @@ def kernel_gd_predict(
         t_grid = np.array([math.inf])
 
     # one eigendecomposition of the training Gram matrix
-    lam, V = _eigh_sym(K)
+    lam, V = _eigh_sym(K) if eigh is None else _check_eigh(eigh, n)
     null = np.abs(lam) <= _cutoff(lam)
     if np.any(lam < -_cutoff(lam)):
         warnings.warn(
@@ -656,16 +706,17 @@ def kernel_gd_predict(
     c = V.T @ (y - f0_tr)
     B = K_star @ V
 
-    # compute every time from the same eigenbasis
+    # every time from the same eigenbasis: the factors row by row, then two
+    # matrix products for all times at once
     n_times = t_grid.shape[0]
-    test = np.empty((n_times, m))
-    train = np.empty((n_times, n))
-    loss = np.empty(n_times)
+    gc = np.empty((n_times, n))
+    hc = np.empty((n_times, n))
     with np.errstate(over="ignore", invalid="ignore"):
         for i, t in enumerate(t_grid):
             g, h = _gd_factors(lam, null, eta, float(t), flow)
-            resid = V @ (g * c)
-            train[i] = y - resid
-            test[i] = f0_te + B @ (h * c)
-            loss[i] = float(np.sum((g * c) ** 2)) / n
+            np.multiply(g, c, out=gc[i])
+            np.multiply(h, c, out=hc[i])
+        train = y - gc @ V.T
+        test = f0_te + hc @ B.T
+        loss = np.sum(gc**2, axis=1) / n
     return GDPrediction(t_grid, test, train, loss, eta, flow)

@@ -29,10 +29,24 @@ lambda_max
     largest eigenvalue of a kernel's Gram on the n_fit fitting points;
     full-batch gradient descent on (1/n_fit) sum (f - y)^2 is stable iff
     lr < n_fit / lambda_max (the step 2 lr / n_fit times lambda_max below 2).
+
+Work shared within a process
+----------------------------
+The data split of (data config, data variant, data seed), each closed-form
+Gram K and each eigendecomposition of a fitting block K[:n_fit, :n_fit] are
+kept in bounded least-recently-used caches as read-only arrays, so the
+kernel unit and the network units of one trial, and the same trial at every
+width of a sweep, compute them once. The eigendecomposition serves both the
+stability bound (its largest eigenvalue) and the finite-time ``@``
+predictors. A trial's dense linear algebra in NumPy and SciPy runs with one
+BLAS thread: on a machine with few cores a threaded BLAS competing with
+other processes can be many times slower than one thread, and trials are
+parallelized by the executors instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -62,6 +76,7 @@ __all__ = [
     "StabilityWarning",
     "TrialResult",
     "clear_gram_cache",
+    "clear_split_cache",
     "matched_kernel",
     "model_seed",
     "resolve_device",
@@ -211,7 +226,38 @@ def _warning_text(caught: Sequence[warnings.WarningMessage]) -> str:
     return "; ".join(f"{w.category.__name__}: {w.message}" for w in caught)
 
 
+#: Data splits kept in memory (least recently used dropped).
+SPLIT_CACHE_SIZE = 16
+_SPLIT_CACHE: OrderedDict[Hashable, Any] = OrderedDict()
+
+
+def clear_split_cache() -> None:
+    """Forget every cached data split."""
+    _SPLIT_CACHE.clear()
+
+
 def _split(config: StudyConfig, seed: int) -> Any:
+    """The trial's data split, cached per (data config, data variant, seed).
+
+    The arrays of a cached split are read-only; copy them before handing them
+    to code that writes or wraps them without copying (``torch.as_tensor``).
+    """
+    key = (config.data, config.data_variant, int(seed))
+    split = _SPLIT_CACHE.get(key)
+    if split is not None:
+        _SPLIT_CACHE.move_to_end(key)
+        return split
+    split = _make_split(config, seed)
+    for value in vars(split).values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+    _SPLIT_CACHE[key] = split
+    while len(_SPLIT_CACHE) > SPLIT_CACHE_SIZE:
+        _SPLIT_CACHE.popitem(last=False)
+    return split
+
+
+def _make_split(config: StudyConfig, seed: int) -> Any:
     from ntkeq import data
 
     d = config.data
@@ -234,9 +280,15 @@ GRAM_CACHE_SIZE = 24
 _GRAM_CACHE: OrderedDict[Hashable, np.ndarray] = OrderedDict()
 
 
+#: Eigendecompositions of fitting blocks kept in memory (LRU dropped).
+EIGH_CACHE_SIZE = 24
+_EIGH_CACHE: OrderedDict[Hashable, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+
 def clear_gram_cache() -> None:
-    """Forget every cached closed-form Gram matrix."""
+    """Forget every cached closed-form Gram matrix and its eigendecompositions."""
     _GRAM_CACHE.clear()
+    _EIGH_CACHE.clear()
 
 
 def _gram_key(
@@ -290,6 +342,38 @@ def _closed_form_gram(
     if K is None:
         K = _cache_put(key, kernels.kernel(kernel, variant=variant, **params)(X))
     return K
+
+
+def _closed_form_eigh(
+    config: StudyConfig,
+    data_seed: int,
+    kernel: str,
+    variant: str,
+    params: Mapping[str, Any],
+    X: np.ndarray,
+    n_fit: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Eigendecomposition (lam (n_fit,), V (n_fit, n_fit)) of K[:n_fit, :n_fit].
+
+    K is the cached closed-form Gram on all points X (fitting points first);
+    the decomposition is :func:`ntkeq.regression.symmetric_eigh`'s, cached
+    per Gram and n_fit, as read-only arrays.
+    """
+    from ntkeq.regression import symmetric_eigh
+
+    key = (_gram_key(config, data_seed, kernel, variant, params), int(n_fit))
+    cached = _EIGH_CACHE.get(key)
+    if cached is not None:
+        _EIGH_CACHE.move_to_end(key)
+        return cached
+    K = _closed_form_gram(config, data_seed, kernel, variant, params, X)
+    lam, V = symmetric_eigh(K[:n_fit, :n_fit])
+    lam.setflags(write=False)
+    V.setflags(write=False)
+    _EIGH_CACHE[key] = (lam, V)
+    while len(_EIGH_CACHE) > EIGH_CACHE_SIZE:
+        _EIGH_CACHE.popitem(last=False)
+    return lam, V
 
 
 def _kernel_grams(
@@ -461,7 +545,9 @@ def matched_kernel(
     return f"{family}{network.depth}", config.variant, {}
 
 
-def stability_bound(gram_fit: np.ndarray) -> float:
+def stability_bound(
+    gram_fit: np.ndarray | None = None, *, eigenvalues: np.ndarray | None = None
+) -> float:
     """Largest stable learning rate n / lambda_max of full-batch gradient descent.
 
     On L = (1/n) sum (f(x_i) - y_i)^2 a network in its kernel regime moves by
@@ -471,8 +557,13 @@ def stability_bound(gram_fit: np.ndarray) -> float:
 
     Parameters
     ----------
-    gram_fit : ndarray of shape (n, n)
-        The kernel's Gram matrix on the n fitting points.
+    gram_fit : ndarray of shape (n, n), optional
+        The kernel's Gram matrix on the n fitting points; its largest
+        eigenvalue is computed.
+    eigenvalues : ndarray of shape (n,), optional
+        All n eigenvalues of that Gram, already computed (e.g. the ``lam`` of
+        an eigendecomposition); used instead of ``gram_fit``. Give exactly
+        one of the two.
 
     Returns
     -------
@@ -483,9 +574,22 @@ def stability_bound(gram_fit: np.ndarray) -> float:
     --------
     >>> stability_bound(np.diag([4.0, 1.0]))
     0.5
+    >>> stability_bound(eigenvalues=np.array([1.0, 4.0]))
+    0.5
     """
     import scipy.linalg
 
+    if (gram_fit is None) == (eigenvalues is None):
+        raise TypeError("give exactly one of gram_fit and eigenvalues")
+    if eigenvalues is not None:
+        lam = np.asarray(eigenvalues, dtype=np.float64)
+        if lam.ndim != 1 or lam.shape[0] == 0 or not np.all(np.isfinite(lam)):
+            raise ValueError(
+                "eigenvalues must be a non-empty 1-D array of finite values, got "
+                f"shape {lam.shape}"
+            )
+        top_value = float(np.max(lam))
+        return math.inf if top_value <= 0.0 else lam.shape[0] / top_value
     K = np.asarray(gram_fit, dtype=np.float64)
     if K.ndim != 2 or K.shape[0] != K.shape[1] or K.shape[0] == 0:
         raise ValueError(f"gram_fit must be a non-empty square matrix, got {K.shape}")
@@ -509,7 +613,8 @@ def stability_message(
     The bound (:func:`stability_bound`) uses the network's
     :func:`matched_kernel` on its fitting points ``X_fit`` (n_fit, d).
     ``X_all`` (all n_obs points, fitting points first) lets the cached Gram
-    on every point be reused.
+    on every point and the cached eigendecomposition of its fitting block be
+    reused (the same one the network's ``@`` predictors use).
     """
     matched = matched_kernel(config, network)
     if matched is None:
@@ -517,12 +622,15 @@ def stability_message(
     kernel, variant, params = matched
     n_fit = X_fit.shape[0]
     if X_all is not None:
-        K = _closed_form_gram(config, data_seed, kernel, variant, params, X_all)
+        lam, _V = _closed_form_eigh(
+            config, data_seed, kernel, variant, params, X_all, n_fit
+        )
+        bound = stability_bound(eigenvalues=lam)
     else:
         from ntkeq import kernels
 
         K = kernels.kernel(kernel, variant=variant, **params)(X_fit)
-    bound = stability_bound(K[:n_fit, :n_fit])
+        bound = stability_bound(K[:n_fit, :n_fit])
     lr = network.learning_rate
     if lr <= bound:
         return ""
@@ -552,11 +660,15 @@ def _fit_predictor(
     t0 = time.perf_counter()
     try:
         n_train = len(split.y_train)
+        eigh = None
         if entk is not None:
             K = entk
         else:
             variant = config.model_variant(p)
             K = _closed_form_gram(config, data_seed, p.kernel, variant, p.params, X_all)
+            eigh = _closed_form_eigh(
+                config, data_seed, p.kernel, variant, p.params, X_all, n_fit
+            )
         f0_train = f0_test = None
         if p.f0 and f0_all is not None:
             f0_train, f0_test = f0_all[:n_train], f0_all[n_train:]
@@ -572,6 +684,7 @@ def _fit_predictor(
                 f0_test=f0_test,
                 loss_epochs=loss_epochs,
                 n_fit=n_fit,
+                eigh=eigh,
             )
         elapsed = time.perf_counter() - t0
         reason = _warning_text(caught)
@@ -639,8 +752,12 @@ def _fit_network_unit(
     predictors = [p for p in config.predictors_of(model.name) if p.name in names]
     want_network = model.name in names
     t0 = time.perf_counter()
-    X_train = np.asarray(split.X_train)
-    X_all = np.concatenate([X_train, np.asarray(split.X_test)])
+    # writable copies: the cached split is read-only and torch.as_tensor
+    # warns on read-only arrays it would share
+    X_train = np.array(split.X_train)
+    X_test = np.array(split.X_test)
+    y_train = np.array(split.y_train)
+    X_all = np.concatenate([X_train, X_test])
     n_train = X_train.shape[0]
     try:
         seed = model_seed(config.seed, index, model.name)
@@ -682,9 +799,7 @@ def _fit_network_unit(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = train(
-                net, X_train, split.y_train, train_config, X_eval=split.X_test
-            )
+            result = train(net, X_train, y_train, train_config, X_eval=X_test)
         elapsed = time.perf_counter() - t0
         raw = result.predictions
         predictions = (
@@ -752,6 +867,30 @@ def _fit_network_unit(
     return out
 
 
+_BLAS_CONTROLLER: list[Any] = []
+
+
+def _single_thread_blas() -> contextlib.AbstractContextManager[Any]:
+    """Limit the BLAS libraries of NumPy and SciPy to one thread while active.
+
+    Uses threadpoolctl (a scikit-learn dependency); PyTorch's own thread
+    pool is not a BLAS library threadpoolctl controls and is left alone.
+    """
+    if not _BLAS_CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - scikit-learn brings it
+            _BLAS_CONTROLLER.append(None)
+        else:
+            import scipy.linalg  # noqa: F401  (loads SciPy's BLAS to be found)
+
+            _BLAS_CONTROLLER.append(ThreadpoolController())
+    controller = _BLAS_CONTROLLER[0]
+    if controller is None:
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
+
+
 def run_trial(
     config: StudyConfig, index: int, models: Sequence[str] | None = None
 ) -> TrialResult:
@@ -795,10 +934,20 @@ def run_trial(
         raise ConfigError("run_trial needs at least one model")
     chosen = [m for m in config.models if m.name in names]
 
+    with _single_thread_blas():
+        return _run_trial(config, index, names, chosen)
+
+
+def _run_trial(
+    config: StudyConfig,
+    index: int,
+    names: Sequence[str],
+    chosen: Sequence[Any],
+) -> TrialResult:
     # data
     seed = trial_seed(config.seed, index)
     split = _split(config, seed)
-    y_test = np.asarray(split.y_test, dtype=np.float64)
+    y_test = np.array(split.y_test, dtype=np.float64)
 
     # kernels share one Gram computation; networks train one by one, each
     # with its @ predictors (they need the network's initialization)
