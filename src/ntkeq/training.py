@@ -81,9 +81,10 @@ FUSED_ROWS = 16
 inside one core's L2 cache)."""
 
 SKINNY_D_IN = 64
-"""Below this input dimension the first layer's update is a matrix product into
-a buffer plus an ``add_``, which BLAS runs faster than one ``addmm_`` of that
-skinny shape."""
+"""Below this input dimension the first layer is skinny: on CPU it trains as a
+contiguous transposed (d_in, width) copy; elsewhere its update is a matrix
+product into a buffer plus an ``add_``. Either runs faster than one
+``addmm_`` on the (width, d_in) weight."""
 
 LOG_INTERVAL_S = 10.0
 """Minimum seconds between two progress messages at INFO level."""
@@ -456,9 +457,11 @@ class _Step:
         self.gh = [torch.empty_like(z) for z in self.z[:-1]]
         self.gb = [torch.empty(w.shape[0], dtype=dt, device=dev) for w in params.W]
         self.ones = torch.ones(batch, dtype=dt, device=dev)
-        # a skinny first layer updates faster through a separate gradient buffer
+        # a skinny first layer updates faster through a separate gradient
+        # buffer (unless it is kept transposed, see _Params.W0T)
         w0 = params.W[0]
-        self.grad0 = torch.empty_like(w0) if w0.shape[1] < SKINNY_D_IN else None
+        skinny = w0.shape[1] < SKINNY_D_IN and params.W0T is None
+        self.grad0 = torch.empty_like(w0) if skinny else None
         self.scale = 2.0 / batch
         self.w_alpha = [-lr * a for a in params.a]
         self.b_alpha = [-lr * b for b in params.beta]
@@ -493,6 +496,18 @@ class _Params:
         self.beta = [float(b) for b in model.bias_multipliers]
         self.dtype = self.W[0].dtype
         self.device = self.W[0].device
+        # On CPU a skinny first layer (d_in < SKINNY_D_IN) trains as a
+        # contiguous (d_in, width) copy: BLAS multiplies x W0T and updates
+        # W0T += alpha x^T g markedly faster in that layout than through the
+        # (width, d_in) weight. sync() writes it back into the model.
+        self.W0T: torch.Tensor | None = None
+        if self.device.type == "cpu" and self.W[0].shape[1] < SKINNY_D_IN:
+            self.W0T = self.W[0].t().contiguous()
+
+    def sync(self) -> None:
+        """Write the working copy of the first layer back into the model."""
+        if self.W0T is not None:
+            self.W[0].copy_(self.W0T.t())
 
 
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
@@ -503,18 +518,19 @@ def _forward(p: _Params, s: _Step, x: torch.Tensor) -> torch.Tensor:
     h = x
     last = len(p.W) - 1
     for layer, w in enumerate(p.W):
+        wt = p.W0T if layer == 0 and p.W0T is not None else w.t()
         if p.b is None:
-            torch.mm(h, w.t(), out=s.z[layer])
+            torch.mm(h, wt, out=s.z[layer])
             if p.a[layer] != 1.0:
                 s.z[layer].mul_(p.a[layer])
         elif p.beta[layer] == 1.0:
             # beta=1 takes BLAS's fast path (no separate scaling of the bias)
-            torch.addmm(p.b[layer], h, w.t(), alpha=p.a[layer], out=s.z[layer])
+            torch.addmm(p.b[layer], h, wt, alpha=p.a[layer], out=s.z[layer])
         else:
             torch.addmm(
                 p.b[layer],
                 h,
-                w.t(),
+                wt,
                 beta=p.beta[layer],
                 alpha=p.a[layer],
                 out=s.z[layer],
@@ -558,6 +574,8 @@ def _step(
             _threshold_backward(gh, s.h[layer - 1], 0.0, grad_input=s.g[layer - 1])
             if p.a[layer] != 1.0:
                 s.g[layer - 1].mul_(p.a[layer])
+        elif p.W0T is not None:
+            p.W0T.addmm_(h_in.t(), g, alpha=s.w_alpha[0])
         elif s.grad0 is not None:
             torch.mm(g.t(), h_in, out=s.grad0)
             w.add_(s.grad0, alpha=s.w_alpha[0])
@@ -697,6 +715,8 @@ def train(
         Inputs whose outputs after training are returned.
     callback : callable, optional
         Called as ``callback(epoch_done, epochs, loss)`` after every epoch.
+        The model's parameters are complete again only when ``train``
+        returns (on CPU a skinny first layer trains as a transposed copy).
 
     Returns
     -------
@@ -763,6 +783,7 @@ def train(
     status, reason, bad = "ok", None, None
     curve: list[tuple[float, float]] = []
     epochs_run = 0
+    engine: _Engine | None = None
     try:
         with torch.no_grad():
             engine = _Engine(
@@ -803,9 +824,13 @@ def train(
                         "epoch %d/%d: loss %.6g", epochs_run, config.epochs, loss
                     )
     finally:
+        if engine is not None:
+            with torch.no_grad():
+                engine.p.sync()
         torch.set_num_threads(old_threads)
 
     # evaluate
+    assert engine is not None
     steps = epochs_run * engine.steps_per_epoch + (0 if bad is None else bad + 1)
     if status == "ok":
         train_loss = _mse(model, X[:n_fit], y[:n_fit])
