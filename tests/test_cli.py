@@ -362,7 +362,6 @@ def test_report_on_store(tmp_path: Path) -> None:
 
 
 def test_report_without_store(tmp_path: Path) -> None:
-    pytest.importorskip("ntkeq.study.store")
     proc = ntkeq("report", tmp_path)
     assert_usage_error(proc, "results")
     assert list(tmp_path.iterdir()) == []

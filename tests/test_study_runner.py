@@ -295,7 +295,12 @@ def test_cli_usage_errors_write_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]
 
 
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "status"), [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130)]
+)
+def test_killed_run_resumes_to_the_uninterrupted_result(
+    tmp_path: Path, sig: signal.Signals, status: int
+) -> None:
     toml = TINY_TOML.replace("trials = 3", "trials = 8").replace(
         "epochs = 20", "epochs = 300"
     )
@@ -321,8 +326,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
                 break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, sig)
+    assert proc.wait(timeout=120) == status
     assert 5 <= len(open_results(tmp_path / "killed").results) < 32
 
     resumed = subprocess.run([*args, "--out", "killed"], cwd=tmp_path, check=False)
