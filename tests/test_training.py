@@ -81,16 +81,35 @@ def test_sgd_matches_autograd(parameterization: str, depth: int) -> None:
     assert result.steps == 6 and result.epochs_run == 2
 
 
-def test_big_layer_fused_pass_matches_autograd() -> None:
-    # width 2048 makes W_1 large enough for the blocked backward-and-update pass
+@pytest.mark.parametrize(
+    ("parameterization", "depth", "threads"),
+    [("ntkj", 2, 1), ("ntkj", 2, 2), ("ntka", 3, 3), ("ntkb", 3, 2)],
+)
+def test_big_layer_sharded_pass_matches_autograd(
+    parameterization: str, depth: int, threads: int
+) -> None:
+    # width 2048 makes every hidden W_l (l >= 1) large enough to run as row
+    # shards with the fused backward-and-update pass, on `threads` workers
+    from ntkeq.training import _sharded
+
     X, y = _data(10, 3)
-    cfg = _cfg(learning_rate=0.02, epochs=1, batch_size=4)
-    ours = MLP(3, 2, 2048, "ntkj", seed=1, dtype="float64")
-    ref = MLP(3, 2, 2048, "ntkj", seed=1, dtype="float64")
-    train(ours, X, y, cfg)
+    cfg = _cfg(learning_rate=0.02, epochs=2, batch_size=4, threads=threads)
+    ours = MLP(3, depth, 2048, parameterization, seed=1, dtype="float64")
+    ref = MLP(3, depth, 2048, parameterization, seed=1, dtype="float64")
+    weights = [w.data for w in ours.weights]
+    hidden = range(1, depth)
+    assert all(_sharded(i, weights, 4, torch.device("cpu")) for i in hidden)
+    before = torch.get_num_threads()
+    first = train(ours, X, y, cfg, X_eval=X)
+    assert torch.get_num_threads() == before
     expected = _reference_sgd(ref, X, y, cfg)
     got = torch.cat([p.detach().flatten() for p in ours.parameters()]).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    # the same shards give bit-identical results whichever worker ran them
+    again = MLP(3, depth, 2048, parameterization, seed=1, dtype="float64")
+    second = train(again, X, y, cfg, X_eval=X)
+    assert first.predictions is not None and second.predictions is not None
+    np.testing.assert_array_equal(first.predictions, second.predictions)
 
 
 # ---------------------------------------------------------------------------

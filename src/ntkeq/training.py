@@ -36,12 +36,15 @@ moves by exactly -lr times its gradient at the start of the step.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
 import logging
 import math
 import numbers
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -69,16 +72,24 @@ SMALL_PROBLEM_MACS = 4_000_000
 below it, thread start-up costs more than the parallel work saves."""
 
 FUSED_MIN_ELEMENTS = 4_000_000
-"""Weight matrices with at least this many entries get the fused, cache-blocked
-backward-and-update pass (one read and one write of W_l instead of two reads
-and one write) when the batch is small."""
+"""On CPU, hidden weight matrices with at least this many entries are split
+into row shards when the batch is small: each shard runs its forward product
+and a fused, cache-blocked backward-and-update pass (one read and one write of
+W_l instead of two reads and one write) on one thread of its own."""
 
 FUSED_MAX_BATCH = 32
-"""Largest batch for the fused pass; bigger batches are compute-bound GEMMs."""
+"""Largest batch for the sharded, fused pass; bigger batches are
+compute-bound GEMMs that BLAS threads well."""
 
 FUSED_ROWS = 16
 """Rows of W_l per block of the fused pass (16 x 10,000 float32 = 640 KB, well
 inside one core's L2 cache)."""
+
+SHARDS_PER_THREAD = 2
+"""Row shards of a big layer per worker thread. Several single-threaded BLAS
+calls on a few thousand rows each stream the weight faster than one threaded
+call on all of them; the shards are fixed, so results do not depend on which
+thread ran which shard."""
 
 SKINNY_D_IN = 64
 """Below this input dimension the first layer is skinny: on CPU it trains as a
@@ -465,25 +476,78 @@ class _Step:
         self.scale = 2.0 / batch
         self.w_alpha = [-lr * a for a in params.a]
         self.b_alpha = [-lr * b for b in params.beta]
-        # fused backward-and-update blocks for big weights and small batches
-        self.blocks: list[list[tuple[torch.Tensor, torch.Tensor]] | None] = []
-        for layer, w in enumerate(params.W):
-            use = (
-                layer > 0
-                and batch <= FUSED_MAX_BATCH
-                and w.numel() >= FUSED_MIN_ELEMENTS
-                and dev.type == "cpu"
+        # big layers at small batches run as row shards (see _Shard)
+        self.shards: list[list[_Shard] | None] = [None] * len(params.W)
+        if params.n_shards:
+            for layer in range(len(params.W)):
+                if _sharded(layer, params.W, batch, dev):
+                    self.shards[layer] = _make_shards(self, params, layer)
+
+
+class _Shard:
+    """Rows ``lo:hi`` of a big layer l >= 1, trained by one thread.
+
+    ``forward`` writes z_l and h_{l+1} = relu(z_l) for these rows;
+    ``backward`` adds these rows' part of g_l W_l into its own ``gh``
+    buffer while updating them, block by block, so each block of W_l is read
+    once from memory, used for dL/dh_l, updated and written back.
+    """
+
+    def __init__(self, s: _Step, p: _Params, layer: int, lo: int, hi: int) -> None:
+        w = p.W[layer]
+        self.x = s.h[layer - 1]
+        self.w = w[lo:hi]
+        self.b = None if p.b is None else p.b[layer][lo:hi]
+        self.a, self.beta = p.a[layer], p.beta[layer]
+        self.z = s.z[layer][:, lo:hi]
+        self.h = s.h[layer][:, lo:hi]
+        self.g = s.g[layer][:, lo:hi]
+        self.gh = torch.empty_like(s.gh[layer - 1])
+        self.ones = s.ones
+        self.w_alpha, self.b_alpha = s.w_alpha[layer], s.b_alpha[layer]
+        self.blocks = [
+            (w[i : min(i + FUSED_ROWS, hi)], s.g[layer][:, i : min(i + FUSED_ROWS, hi)])
+            for i in range(lo, hi, FUSED_ROWS)
+        ]
+
+    def forward(self) -> None:
+        if self.b is None:
+            torch.mm(self.x, self.w.t(), out=self.z)
+            if self.a != 1.0:
+                self.z.mul_(self.a)
+        else:
+            torch.addmm(
+                self.b, self.x, self.w.t(), beta=self.beta, alpha=self.a, out=self.z
             )
-            if not use:
-                self.blocks.append(None)
-                continue
-            g = self.g[layer]
-            self.blocks.append(
-                [
-                    (w[i : i + FUSED_ROWS], g[:, i : i + FUSED_ROWS])
-                    for i in range(0, w.shape[0], FUSED_ROWS)
-                ]
-            )
+        torch.clamp(self.z, min=0.0, out=self.h)
+
+    def backward(self) -> None:
+        self.gh.zero_()
+        for w_blk, g_blk in self.blocks:
+            self.gh.addmm_(g_blk, w_blk)
+            w_blk.addmm_(g_blk.t(), self.x, alpha=self.w_alpha)
+        if self.b is not None:
+            self.b.addmv_(self.g.t(), self.ones, alpha=self.b_alpha)
+
+
+def _sharded(
+    layer: int, weights: list[torch.Tensor], batch: int, device: torch.device
+) -> bool:
+    """Whether hidden layer ``layer`` runs as row shards at this batch size."""
+    w = weights[layer]
+    return (
+        0 < layer < len(weights) - 1
+        and batch <= FUSED_MAX_BATCH
+        and w.numel() >= FUSED_MIN_ELEMENTS
+        and device.type == "cpu"
+    )
+
+
+def _make_shards(s: _Step, p: _Params, layer: int) -> list[_Shard]:
+    rows = p.W[layer].shape[0]
+    n = min(p.n_shards, rows)
+    cuts = [round(k * rows / n) for k in range(n + 1)]
+    return [_Shard(s, p, layer, lo, hi) for lo, hi in itertools.pairwise(cuts)]
 
 
 class _Params:
@@ -496,6 +560,10 @@ class _Params:
         self.beta = [float(b) for b in model.bias_multipliers]
         self.dtype = self.W[0].dtype
         self.device = self.W[0].device
+        # set by _Engine: row shards per big layer (0: none), and how to run
+        # a list of calls (in order on this thread, or on a pool)
+        self.n_shards = 0
+        self.run: Callable[[list[Callable[[], None]]], None] = _run_here
         # On CPU a skinny first layer (d_in < SKINNY_D_IN) trains as a
         # contiguous (d_in, width) copy: BLAS multiplies x W0T and updates
         # W0T += alpha x^T g markedly faster in that layout than through the
@@ -510,6 +578,11 @@ class _Params:
             self.W[0].copy_(self.W0T.t())
 
 
+def _run_here(calls: list[Callable[[], None]]) -> None:
+    for call in calls:
+        call()
+
+
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
 
 
@@ -518,6 +591,11 @@ def _forward(p: _Params, s: _Step, x: torch.Tensor) -> torch.Tensor:
     h = x
     last = len(p.W) - 1
     for layer, w in enumerate(p.W):
+        shards = s.shards[layer]
+        if shards is not None:
+            p.run([sh.forward for sh in shards])
+            h = s.h[layer]
+            continue
         wt = p.W0T if layer == 0 and p.W0T is not None else w.t()
         if p.b is None:
             torch.mm(h, wt, out=s.z[layer])
@@ -558,18 +636,19 @@ def _step(
     for layer in range(last, -1, -1):
         w, g = p.W[layer], s.g[layer]
         h_in = x if layer == 0 else s.h[layer - 1]
-        blocks = s.blocks[layer]
+        shards = s.shards[layer]
         if layer > 0:
             gh = s.gh[layer - 1]
-            if blocks is None:
+            if shards is None:
                 torch.mm(g, w, out=gh)
                 w.addmm_(g.t(), h_in, alpha=s.w_alpha[layer])
             else:
-                # one cache-resident pass per block: read for dL/dh, then update
-                gh.zero_()
-                for w_blk, g_blk in blocks:
-                    gh.addmm_(g_blk, w_blk)
-                    w_blk.addmm_(g_blk.t(), h_in, alpha=s.w_alpha[layer])
+                # each shard updates its rows (weights and biases) and sums its
+                # part of g W; the parts are added in a fixed order
+                p.run([sh.backward for sh in shards])
+                gh.copy_(shards[0].gh)
+                for sh in shards[1:]:
+                    gh.add_(sh.gh)
             # g_{l-1} = a_l (g_l W_l) * relu'(z_{l-1}), zero where h_l = 0
             _threshold_backward(gh, s.h[layer - 1], 0.0, grad_input=s.g[layer - 1])
             if p.a[layer] != 1.0:
@@ -581,7 +660,7 @@ def _step(
             w.add_(s.grad0, alpha=s.w_alpha[0])
         else:
             w.addmm_(g.t(), h_in, alpha=s.w_alpha[layer])
-        if p.b is not None:
+        if p.b is not None and shards is None:
             p.b[layer].addmv_(g.t(), s.ones, alpha=s.b_alpha[layer])
 
 
@@ -595,8 +674,11 @@ class _Engine:
         y_fit: torch.Tensor,
         lr: float,
         batch_size: int,
+        n_shards: int = 0,
+        run: Callable[[list[Callable[[], None]]], None] = _run_here,
     ) -> None:
         self.p = _Params(model)
+        self.p.n_shards, self.p.run = n_shards, run
         n_fit = X_fit.shape[0]
         self.n_fit = n_fit
         self.X = X_fit
@@ -664,6 +746,61 @@ class _Engine:
     def epoch_loss(self) -> float:
         """Mean over the fitting points of the squared errors seen this epoch."""
         return float(self.loss.sum()) / self.n_fit
+
+
+@contextlib.contextmanager
+def _engine(
+    model: Any,
+    X_fit: torch.Tensor,
+    y_fit: torch.Tensor,
+    lr: float,
+    batch_size: int,
+    threads: int,
+) -> Iterator[_Engine]:
+    """An :class:`_Engine` running on ``threads`` CPU threads, under no_grad.
+
+    Without sharded layers the threads are PyTorch's intra-op threads. With
+    them, PyTorch runs single-threaded and a pool of ``threads`` workers runs
+    the shards. On exit the first layer is written back into the model, the
+    pool stops and the previous thread count is restored.
+    """
+    weights = [w.data for w in model.weights]
+    device = weights[0].device
+    sharded = any(
+        _sharded(layer, weights, batch_size, device) for layer in range(len(weights))
+    )
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(1 if sharded else threads)
+    pool = None
+    run: Callable[[list[Callable[[], None]]], None] = _run_here
+    if sharded and threads > 1:
+        pool = ThreadPoolExecutor(
+            threads, "ntkeq-train", initializer=torch.set_num_threads, initargs=(1,)
+        )
+
+        def run(calls: list[Callable[[], None]]) -> None:
+            for future in [pool.submit(call) for call in calls]:
+                future.result()
+
+    try:
+        with torch.no_grad():
+            engine = _Engine(
+                model,
+                X_fit,
+                y_fit,
+                lr,
+                batch_size,
+                n_shards=threads * SHARDS_PER_THREAD if sharded else 0,
+                run=run,
+            )
+            try:
+                yield engine
+            finally:
+                engine.p.sync()
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        torch.set_num_threads(old_threads)
 
 
 def _mse(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
@@ -776,61 +913,47 @@ def train(
         )
     model.to(device=device, dtype=dtype)
 
-    # build the engine under the chosen thread count
-    old_threads = torch.get_num_threads()
+    # train under the chosen thread count
     threads = config.threads or _choose_threads(model, batch)
-    torch.set_num_threads(threads)
     status, reason, bad = "ok", None, None
     curve: list[tuple[float, float]] = []
     epochs_run = 0
-    engine: _Engine | None = None
-    try:
-        with torch.no_grad():
-            engine = _Engine(
-                model, X[:n_fit], y[:n_fit], float(config.learning_rate), batch
-            )
-            logger.info(
-                "training %d epochs x %d steps (batch %d, %d fitting points) on "
-                "%s %s with %d thread(s)",
-                config.epochs,
-                engine.steps_per_epoch,
-                batch,
-                n_fit,
-                device,
-                config.dtype,
-                threads,
-            )
-            check_each_step = device.type == "cpu"
-            last_log = time.perf_counter()
-            for epoch in range(config.epochs):
-                engine.shuffle(_epoch_permutation(n_fit, epoch, config.seed))
-                bad = engine.run_epoch(check_each_step)
-                if bad is not None:
-                    status = "diverged"
-                    reason = f"non-finite loss at epoch {epoch} step {bad}"
-                    logger.info("training stopped: %s", reason)
-                    break
-                epochs_run = epoch + 1
-                if device.type == "cuda" and epoch == 0 and config.epochs > 1:
-                    engine.capture()
-                loss = engine.epoch_loss()
-                curve.append((float(epochs_run), loss))
-                if callback is not None:
-                    callback(epochs_run, config.epochs, loss)
-                now = time.perf_counter()
-                if now - last_log >= LOG_INTERVAL_S:
-                    last_log = now
-                    logger.info(
-                        "epoch %d/%d: loss %.6g", epochs_run, config.epochs, loss
-                    )
-    finally:
-        if engine is not None:
-            with torch.no_grad():
-                engine.p.sync()
-        torch.set_num_threads(old_threads)
+    lr = float(config.learning_rate)
+    with _engine(model, X[:n_fit], y[:n_fit], lr, batch, threads) as engine:
+        logger.info(
+            "training %d epochs x %d steps (batch %d, %d fitting points) on "
+            "%s %s with %d thread(s)",
+            config.epochs,
+            engine.steps_per_epoch,
+            batch,
+            n_fit,
+            device,
+            config.dtype,
+            threads,
+        )
+        check_each_step = device.type == "cpu"
+        last_log = time.perf_counter()
+        for epoch in range(config.epochs):
+            engine.shuffle(_epoch_permutation(n_fit, epoch, config.seed))
+            bad = engine.run_epoch(check_each_step)
+            if bad is not None:
+                status = "diverged"
+                reason = f"non-finite loss at epoch {epoch} step {bad}"
+                logger.info("training stopped: %s", reason)
+                break
+            epochs_run = epoch + 1
+            if device.type == "cuda" and epoch == 0 and config.epochs > 1:
+                engine.capture()
+            loss = engine.epoch_loss()
+            curve.append((float(epochs_run), loss))
+            if callback is not None:
+                callback(epochs_run, config.epochs, loss)
+            now = time.perf_counter()
+            if now - last_log >= LOG_INTERVAL_S:
+                last_log = now
+                logger.info("epoch %d/%d: loss %.6g", epochs_run, config.epochs, loss)
 
     # evaluate
-    assert engine is not None
     steps = epochs_run * engine.steps_per_epoch + (0 if bad is None else bad + 1)
     if status == "ok":
         train_loss = _mse(model, X[:n_fit], y[:n_fit])
@@ -917,26 +1040,22 @@ def estimate_cost(
     y = torch.randn(n_fit, generator=gen, dtype=dtype).to(device)
 
     # time individual steps, cycling through epochs of the real batch plan
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads or _choose_threads(model, batch))
+    threads = config.threads or _choose_threads(model, batch)
     times: list[float] = []
-    try:
-        with torch.no_grad():
-            engine = _Engine(model, X, y, float(config.learning_rate), batch)
-            epoch = 0
-            while len(times) < warmup_steps:
-                engine.shuffle(_epoch_permutation(n_fit, epoch, config.seed))
-                for s, xb, yb, lo in engine.plan:
-                    if len(times) >= warmup_steps:
-                        break
-                    t0 = time.perf_counter()
-                    _step(engine.p, s, xb, yb, lo)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    times.append(time.perf_counter() - t0)
-                epoch += 1
-    finally:
-        torch.set_num_threads(old_threads)
+    lr = float(config.learning_rate)
+    with _engine(model, X, y, lr, batch, threads) as engine:
+        epoch = 0
+        while len(times) < warmup_steps:
+            engine.shuffle(_epoch_permutation(n_fit, epoch, config.seed))
+            for s, xb, yb, lo in engine.plan:
+                if len(times) >= warmup_steps:
+                    break
+                t0 = time.perf_counter()
+                _step(engine.p, s, xb, yb, lo)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                times.append(time.perf_counter() - t0)
+            epoch += 1
 
     per_step = float(np.median(times[len(times) // 2 :]))
     steps = config.epochs * engine.steps_per_epoch
