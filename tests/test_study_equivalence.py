@@ -20,6 +20,7 @@ from ntkeq.regression import kernel_gd_predict, solve_dual
 from ntkeq.study import trial as trial_module
 from ntkeq.study.config import (
     ConfigError,
+    KernelModelConfig,
     NetworkModelConfig,
     PredictorModelConfig,
     StudyConfig,
@@ -35,6 +36,7 @@ from ntkeq.study.trial import (
     StabilityWarning,
     _make_split,
     build_network,
+    matched_kernel,
     model_seed,
     run_trial,
     trial_seed,
@@ -123,6 +125,30 @@ def test_config_parses_predictors(cfg: StudyConfig) -> None:
     assert [(u.trial, u.models) for u in units[:1]] == [
         (0, ("NTKJ1@NN1", "NTKB1@NN1", "eNTK@NN1"))
     ]
+
+
+def test_predictors_use_the_exact_kernel_unless_told() -> None:
+    # an as-published study: data and kernel rows follow the published
+    # formulas, a network's predictor (and stability bound) its exact kernel
+    doc = _doc()
+    doc["variant"] = "as-published"
+    doc["models"].append({**doc["models"][0], "name": "NNJ1", "depth": 1})
+    doc["models"].append({"name": "NTKJ1@NNJ1", "variant": "as-published"})
+    cfg = config_from_dict(doc)
+    pred, told = cfg.model("NTKJ1@NN1"), cfg.model("NTKJ1@NNJ1")
+    kern = cfg.model("NTKJ1")
+    assert isinstance(pred, PredictorModelConfig)
+    assert isinstance(told, PredictorModelConfig)
+    assert isinstance(kern, KernelModelConfig)
+    assert cfg.model_variant(pred) == "exact"
+    assert cfg.model_variant(told) == "as-published"
+    assert cfg.model_variant(kern) == "as-published"
+    assert cfg.data_variant == "as-published"
+    net = cfg.model("NN1")
+    assert isinstance(net, NetworkModelConfig)
+    assert matched_kernel(cfg, net) == ("NTKJ1", "exact", {})
+    bare = config_from_dict({**doc, "models": [doc["models"][0]]})
+    assert matched_kernel(bare, net) == ("NTKJ1", "exact", {})
 
 
 @pytest.mark.parametrize(

@@ -163,7 +163,9 @@ class PredictorModelConfig:
     fitting points with its learning rate, batch size and epochs. With
     ``f0`` the network's initial function f_0 is added (the prediction for
     that one network); without, its expectation 0 is used. ``variant`` and
-    ``params`` apply to a closed-form kernel.
+    ``params`` apply to a closed-form kernel; ``variant`` defaults to
+    ``"exact"`` whatever the study's variant, because the ``as-published``
+    formulas are not the tangent kernel of any network.
     """
 
     name: str
@@ -227,8 +229,11 @@ class StudyConfig:
         )
 
     def model_variant(self, model: KernelModelConfig | PredictorModelConfig) -> str:
-        """Variant a kernel model uses (its own, else the study's)."""
-        return model.variant or self.variant
+        """Variant a kernel model uses: its own, else the study's for a kernel
+        model and ``"exact"`` for an ``@`` predictor (a network's own kernel)."""
+        if model.variant is not None:
+            return model.variant
+        return "exact" if isinstance(model, PredictorModelConfig) else self.variant
 
     def model_dtype(self, model: NetworkModelConfig) -> str:
         """Dtype a network model trains in (its own, else the study's)."""

@@ -531,8 +531,9 @@ def matched_kernel(
 
     The network's first closed-form ``@`` predictor, else the kernel family of
     its parameterization at its depth (``ntkb`` -> NTKB<L>, ``ntkj`` ->
-    NTKJ<L>, ``ntka`` -> NTKA<L>); ``None`` for the standard
-    parameterization without a closed-form predictor.
+    NTKJ<L>, ``ntka`` -> NTKA<L>) in the ``exact`` variant, the network's own
+    limit; ``None`` for the standard parameterization without a closed-form
+    predictor.
     """
     from ntkeq.study.config import EMPIRICAL_KERNEL, PARAMETERIZATION_KERNELS
 
@@ -542,7 +543,7 @@ def matched_kernel(
     family = PARAMETERIZATION_KERNELS.get(network.parameterization)
     if family is None:
         return None
-    return f"{family}{network.depth}", config.variant, {}
+    return f"{family}{network.depth}", "exact", {}
 
 
 def stability_bound(
