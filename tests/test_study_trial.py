@@ -23,6 +23,7 @@ from ntkeq.study.trial import (
     stability_bound,
     stability_message,
     trial_seed,
+    trial_split,
 )
 from ntkeq.training import TrainConfig
 
@@ -77,6 +78,20 @@ def test_split_cache_returns_identical_read_only_data() -> None:
         cached = getattr(first, name)
         assert not cached.flags.writeable
         np.testing.assert_array_equal(cached, getattr(fresh, name))
+
+
+def test_trial_split_is_the_data_the_trial_uses() -> None:
+    cfg = _cfg()
+    split = trial_split(cfg, 1)
+    assert split is _split(cfg, trial_seed(cfg.seed, 1))
+    result = run_trial(cfg, 1, models=["NTKJ1"])
+    np.testing.assert_array_equal(result.y_test, split.y_test)
+    # ridgeless NTKJ1 on these training points reproduces the stored RMSE
+    k = kernels.kernel("NTKJ1")
+    fit = regression.KernelRegressor(k).fit(split.X_train, split.y_train)
+    rmse = np.sqrt(np.mean((fit.predict(split.X_test) - split.y_test) ** 2))
+    assert result.outcomes[0].rmse == pytest.approx(rmse, rel=1e-9)
+    assert not np.array_equal(trial_split(cfg, 0).y_test, split.y_test)
 
 
 def test_split_cache_is_keyed_by_seed_and_data_config() -> None:

@@ -85,6 +85,7 @@ __all__ = [
     "stability_bound",
     "stability_message",
     "trial_seed",
+    "trial_split",
 ]
 
 #: Spawn-key branch of the data's seed and of the networks' seeds.
@@ -255,6 +256,15 @@ def _split(config: StudyConfig, seed: int) -> Any:
     while len(_SPLIT_CACHE) > SPLIT_CACHE_SIZE:
         _SPLIT_CACHE.popitem(last=False)
     return split
+
+
+def trial_split(config: StudyConfig, index: int) -> Any:
+    """The data split trial ``index`` of ``config`` trains and tests on.
+
+    The same object the trial itself uses (a ``ntkeq.data.Split``, cached,
+    with read-only arrays): every model of the trial sees these points.
+    """
+    return _split(config, trial_seed(config.seed, index))
 
 
 def _make_split(config: StudyConfig, seed: int) -> Any:
