@@ -504,7 +504,8 @@ def test_wide_network_trains_lazily_and_follows_its_kernel() -> None:
     )
     K, K_star = _ntkj1(X_train, X_train), _ntkj1(X_test, X_train)
 
-    change = {}
+    change, to_ntk, to_zero, to_no_f0 = {}, {}, {}, {}
+    no_f0 = finite_time_ntk_prediction(K, K_star, y_train, cfg)
     for width in (1024, 4096):
         net = MLP(
             5, depth=1, width=width, parameterization="ntkj", seed=3, dtype="float64"
@@ -515,8 +516,13 @@ def test_wide_network_trains_lazily_and_follows_its_kernel() -> None:
         tracker = LazyTracker(net, X_train[:10])
         result = train(net, X_train, y_train, cfg, X_eval=X_test)
         change[width] = tracker.measure(net)
-        assert result.status == "ok"
-    assert result.predictions is not None
+        assert result.status == "ok" and result.predictions is not None
+        ntk = finite_time_ntk_prediction(
+            K, K_star, y_train, cfg, f0_train=f0_train, f0_test=f0_test
+        )
+        to_ntk[width] = prediction_distance(result.predictions, ntk.predictions)
+        to_zero[width] = prediction_distance(result.predictions, 0 * f0_test)
+        to_no_f0[width] = prediction_distance(result.predictions, no_f0.predictions)
 
     # Lazy training: at width 4096 the parameters move ~2%, the NTK ~0.4%, and
     # both shrink with width (theory: width^-1/2, i.e. a factor 2 per 4x).
@@ -527,15 +533,12 @@ def test_wide_network_trains_lazily_and_follows_its_kernel() -> None:
 
     # Agreement: the trained network is within 10% (of its distance from the
     # zero function) of the NTK's prediction after the same 400 steps from the
-    # same f0, and closer to it than to the kernel predictor without f0.
-    ntk = finite_time_ntk_prediction(
-        K, K_star, y_train, cfg, f0_train=f0_train, f0_test=f0_test
-    )
-    no_f0 = finite_time_ntk_prediction(K, K_star, y_train, cfg)
-    to_ntk = prediction_distance(result.predictions, ntk.predictions)
-    to_zero = prediction_distance(result.predictions, np.zeros_like(f0_test))
-    assert to_ntk < 0.1 * to_zero
-    assert to_ntk < 0.5 * prediction_distance(result.predictions, no_f0.predictions)
+    # same f0, and closer to it than to the kernel predictor without f0. The
+    # distance shrinks with width (theory: a factor about 2 per 4x; at most
+    # 0.75 is asked for).
+    assert to_ntk[4096] < 0.1 * to_zero[4096]
+    assert to_ntk[4096] < 0.5 * to_no_f0[4096]
+    assert to_ntk[4096] < 0.75 * to_ntk[1024], to_ntk
 
 
 def test_finite_time_prediction_passes_eigh_through() -> None:

@@ -466,7 +466,6 @@ class _Step:
         self.h = [torch.empty_like(z) for z in self.z[:-1]]  # relu(z_l), l < L
         self.g = [torch.empty_like(z) for z in self.z]
         self.gh = [torch.empty_like(z) for z in self.z[:-1]]
-        self.gb = [torch.empty(w.shape[0], dtype=dt, device=dev) for w in params.W]
         self.ones = torch.ones(batch, dtype=dt, device=dev)
         # a skinny first layer updates faster through a separate gradient
         # buffer (unless it is kept transposed, see _Params.W0T)
