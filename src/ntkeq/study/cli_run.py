@@ -204,13 +204,9 @@ def _print_table(console: Any, results: Any) -> None:
 
     from ntkeq.study.report import report_table
 
-    table = Table(
-        title=(
-            f"preset {results.preset}, variant {results.variant}, seed {results.seed},"
-            f" {results.n_trials} trials planned, ntkeq {results.version}"
-        ),
-        caption="SE: population standard deviation / sqrt(trials), as in the paper",
-    )
+    # provenance and the SE convention as plain lines: as a table title and
+    # caption they would wrap to the width of the four narrow columns
+    table = Table()
     for col in ("model", "trials", "mean RMSE", "SE"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for row in report_table(results):
@@ -221,7 +217,12 @@ def _print_table(console: Any, results: Any) -> None:
             "-" if mean is None else f"{mean:.6g}",
             "-" if se is None else f"{se:.3g}",
         )
+    console.print(
+        f"preset {results.preset}, variant {results.variant}, seed {results.seed}, "
+        f"{results.n_trials} trials planned, ntkeq {results.version}"
+    )
     console.print(table)
+    console.print("SE: population standard deviation / sqrt(trials), as in the paper")
 
 
 class _Bar:
