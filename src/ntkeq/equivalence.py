@@ -1092,6 +1092,7 @@ def plot_width_sweep(
     series: Mapping[str, tuple[ArrayLike, ArrayLike]],
     fits: Mapping[str, PowerLawFit],
     path: str | Path,
+    title: str = "",
 ) -> Path:
     """Measures against width on log-log axes, with fitted power laws.
 
@@ -1106,6 +1107,8 @@ def plot_width_sweep(
         line with "slope ± se" in the legend. Names without a fit get none.
     path : str or Path
         Image file to write.
+    title : str
+        Figure title, e.g. the preset, variant, trials, seed and version.
 
     Returns
     -------
@@ -1145,4 +1148,6 @@ def plot_width_sweep(
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel("width")
     ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title, fontsize="medium")
     return _save(fig, path)

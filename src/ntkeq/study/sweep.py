@@ -742,10 +742,14 @@ def write_sweep_report(results: SweepResults, out_dir: Path | str) -> list[Path]
     }
     if series:
         widths = sorted(results.widths)
+        base = results.base_config
+        title = (
+            f"{base.preset} ({base.variant}), {base.trials} trials, seed "
+            f"{base.seed}, ntkeq {__version__}"
+        )
         for ext in ("png", "svg"):
-            paths.append(
-                plot_width_sweep(widths, series, results.fits, out / f"sweep.{ext}")
-            )
+            path = out / f"sweep.{ext}"
+            paths.append(plot_width_sweep(widths, series, results.fits, path, title))
     return paths
 
 
