@@ -225,6 +225,16 @@ def test_executor_flags_validated() -> None:
         make_executor(scheduler="localhost")
 
 
+def test_dask_without_the_extra_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a None entry in sys.modules makes `import distributed` raise ImportError
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    for kwargs in ({"dask_workers": 2}, {"scheduler": "tcp://127.0.0.1:1"}):
+        with pytest.raises(ConfigError, match=r"pip install ntkeq\[distributed\]"):
+            make_executor(**kwargs)
+
+
 def test_dask_local_cluster_gives_the_same_numbers(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     from ntkeq.study.executors import DaskExecutor
