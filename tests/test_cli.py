@@ -386,3 +386,64 @@ def test_interrupt_and_internal_error(
     assert err.count("\n") == 1 and "RuntimeError: boom" in err and "-v" in err
     assert cli.main(["-v", "presets"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_progress_bar_weighs_results_by_predicted_cost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from ntkeq.study import cli_run
+    from ntkeq.study.runner import Progress
+
+    clock = [1000.0]
+    monkeypatch.setattr(cli_run.time, "monotonic", lambda: clock[0])
+    console = Console(file=io.StringIO(), width=120)
+    # two trials of a 100 s network and of a kernel predicted at 0.1 s
+    pending = {"NN1": 2, "K1": 2}
+    bar = cli_run._Bar(console, pending, {"NN1": 100.0, "K1": 0.1})
+    with bar:
+        assert bar.eta() == "-:--:--"
+        bar(Progress(0, 4, current="trial 0: kernels"))
+        clock[0] += 0.1
+        bar(Progress(1, 4, last="K1", status="ok"))
+        bar(Progress(2, 4, last="K1", status="ok"))
+        # the kernels are done: 200 s of predicted network work is left
+        assert bar.eta() == "0:03:20"
+        clock[0] += 30.0
+        assert bar.eta() == "0:02:50"  # the running network has taken 30 s
+        clock[0] += 120.0  # the first network took 150 s, not 100
+        bar(Progress(3, 4, last="NN1", status="ok"))
+        # calibrated: 100.2 s predicted took 150.1 s, so 100 s left -> ~150 s
+        assert bar.eta() == "0:02:30"
+        # a retrained network that is not stored again does not advance
+        bar(Progress(3, 4, last="NN1", status="ok"))
+        assert bar.eta() == "0:02:30"
+        clock[0] += 150.0
+        bar(Progress(4, 4, last="NN1", status="ok"))
+        assert bar.eta() == "0:00:00"
+    out = console.file.getvalue()
+    assert "4/4" in out
+
+
+def test_progress_bar_without_predictions_counts_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from ntkeq.study import cli_run
+    from ntkeq.study.runner import Progress
+
+    clock = [0.0]
+    monkeypatch.setattr(cli_run.time, "monotonic", lambda: clock[0])
+    bar = cli_run._Bar(Console(file=io.StringIO()))
+    with bar:
+        bar(Progress(2, 6))  # two results stored earlier: four to go
+        clock[0] += 10.0
+        bar(Progress(3, 6, last="K1", status="ok"))
+        # one result took 10 s: three more take about 30 s
+        assert bar.eta() == "0:00:30"

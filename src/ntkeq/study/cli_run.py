@@ -13,7 +13,9 @@ import argparse
 import logging
 import math
 import sys
+import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -149,32 +151,35 @@ def _fmt_seconds(t: float) -> str:
 
 def estimate_study(
     config: StudyConfig, pending: dict[str, int]
-) -> tuple[float, list[str]]:
-    """Predicted seconds for the pending work, and one line per network.
+) -> tuple[float, list[str], dict[str, float]]:
+    """Predicted seconds for the pending work, one line per network, and the
+    predicted seconds of one result of each model.
 
     ``pending`` maps model names to their number of missing trials. Networks
     are timed by :func:`ntkeq.training.estimate_cost` (a short warm-up of real
-    SGD steps); kernels are counted at :data:`KERNEL_SECONDS_PER_TRIAL`.
+    SGD steps); a trial's kernels are counted at
+    :data:`KERNEL_SECONDS_PER_TRIAL` together, ``@`` predictors at nothing
+    (they come with their network).
     """
     from ntkeq.data import split_sizes
     from ntkeq.study.trial import build_network
+    from ntkeq.training import estimate_cost
 
-    total = 0.0
     lines = []
     n_train, _ = split_sizes(config.data.n_obs, config.data.test_fraction)
-    kernel_trials = max(
-        (n for name, n in pending.items() if config.model(name).kind == "kernel"),
-        default=0,
-    )
-    total += kernel_trials * KERNEL_SECONDS_PER_TRIAL
+    kernels = [m.name for m in config.models if m.kind == "kernel"]
+    per_result = {m.name: 0.0 for m in config.models}
+    for name in kernels:
+        per_result[name] = KERNEL_SECONDS_PER_TRIAL / len(kernels)
+    kernel_trials = max((pending.get(n, 0) for n in kernels), default=0)
+    total = kernel_trials * KERNEL_SECONDS_PER_TRIAL
     for m in config.models:
         if not isinstance(m, NetworkModelConfig) or pending.get(m.name, 0) == 0:
             continue
-        from ntkeq.training import estimate_cost
-
         net, train_config = build_network(config, m, 0, config.data.d_in)
         cost = estimate_cost(net, n_train, train_config, warmup_steps=40)
         del net
+        per_result[m.name] = cost.seconds
         seconds = cost.seconds * pending[m.name]
         total += seconds
         lines.append(
@@ -182,7 +187,7 @@ def estimate_study(
             f"{math.ceil(cost.steps / m.epochs)} steps x "
             f"{cost.seconds_per_step * 1e3:.2g} ms = {_fmt_seconds(seconds)}"
         )
-    return total, lines
+    return total, lines, per_result
 
 
 def _pending(config: StudyConfig, out_dir: Path) -> dict[str, int]:
@@ -226,32 +231,72 @@ def _print_table(console: Any, results: Any) -> None:
 
 
 class _Bar:
-    """A rich progress bar on stderr fed by :class:`Progress` events."""
+    """A rich progress bar on stderr fed by :class:`Progress` events.
 
-    def __init__(self, console: Any) -> None:
+    With predicted seconds per result (``per_result``, from
+    :func:`estimate_study`) the bar advances by each finished result's
+    predicted cost, so its fraction follows time rather than the count of
+    results (a width-10,000 network weighs hours, a kernel milliseconds).
+    The ETA is the predicted cost still pending, less the time the running
+    unit has already taken; once a twentieth of the predicted work is done it
+    is rescaled by how long that work really took. Without predictions every
+    result weighs the same.
+    """
+
+    #: Fraction of the predicted work after which the ETA is calibrated.
+    CALIBRATE_AFTER = 0.05
+
+    def __init__(
+        self,
+        console: Any,
+        pending: Mapping[str, int] | None = None,
+        per_result: Mapping[str, float] | None = None,
+    ) -> None:
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
+            ProgressColumn,
             TextColumn,
             TimeElapsedColumn,
-            TimeRemainingColumn,
         )
-        from rich.progress import (
-            Progress as RichProgress,
-        )
+        from rich.progress import Progress as RichProgress
+        from rich.text import Text
+
+        bar = self
+
+        class _Eta(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                return Text(f"ETA {bar.eta()}")
 
         self._rich = RichProgress(
             TextColumn("[bold]results"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[count]}"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.description}"),
+            _Eta(),
+            TextColumn("{task.fields[what]}"),
             console=console,
             transient=False,
         )
         self._task: Any = None
+        weights = dict(per_result or {})
+        weighted = sum(weights.values()) > 0
+        self._weight = (lambda n: weights.get(n, 0.0)) if weighted else (lambda n: 1.0)
+        self._total = sum(self._weight(n) * k for n, k in (pending or {}).items())
+        self._done = 0.0
+        self._stored = 0
+        self._start = self._last = time.monotonic()
+        self._done_at_last = 0.0
+
+    def eta(self) -> str:
+        """Predicted time left, as h:mm:ss (``-:--:--`` before any event)."""
+        if self._task is None or self._total <= 0:
+            return "-:--:--"
+        now = time.monotonic()
+        scale = 1.0
+        if self._done >= self.CALIBRATE_AFTER * self._total:
+            scale = (self._last - self._start) / self._done
+        left = max(0.0, (self._total - self._done) * scale - (now - self._last))
+        return _hms(left)
 
     def __enter__(self) -> _Bar:
         self._rich.__enter__()
@@ -261,14 +306,33 @@ class _Bar:
         self._rich.__exit__(*exc)
 
     def __call__(self, event: Progress) -> None:
+        now = time.monotonic()
         if self._task is None:
+            self._stored = event.done
+            if not self._total:
+                self._total = float(event.total - event.done)
             self._task = self._rich.add_task(
-                "", total=event.total, completed=event.done
+                "", total=self._total or 1.0, count="", what=""
             )
-        description = event.current or (
+        if event.last and event.done > self._stored:
+            # a newly stored result (a retrained network is not stored twice)
+            self._done += self._weight(event.last)
+            self._last = now
+        self._stored = event.done
+        what = event.current or (
             f"{event.last} {event.status}" if event.last else "starting"
         )
-        self._rich.update(self._task, completed=event.done, description=description)
+        self._rich.update(
+            self._task,
+            completed=self._done,
+            count=f"{event.done}/{event.total}",
+            what=what,
+        )
+
+
+def _hms(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def stability_messages(config: StudyConfig) -> list[str]:
@@ -336,10 +400,11 @@ def run_command(args: argparse.Namespace) -> int:
             if not force_new
             else {m: config.trials for m in config.model_names}
         )
+        per_result: dict[str, float] = {}
         if not quiet and any(
             pending[m.name] for m in config.models if isinstance(m, NetworkModelConfig)
         ):
-            seconds, lines = estimate_study(config, pending)
+            seconds, lines, per_result = estimate_study(config, pending)
             message = f"estimated {_fmt_seconds(seconds)} ({'; '.join(lines)})"
             if seconds > LONG_RUN_SECONDS:
                 err.print(f"[bold yellow]Long run: {message}[/]", highlight=False)
@@ -368,7 +433,7 @@ def run_command(args: argparse.Namespace) -> int:
                     config, out_dir, executor=executor, force_new=force_new
                 )
             else:
-                with _Bar(err) as bar:
+                with _Bar(err, pending, per_result) as bar:
                     results = run_study(
                         config,
                         out_dir,
