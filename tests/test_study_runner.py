@@ -205,6 +205,20 @@ def test_unwritable_out_refused_before_anything_is_created(tmp_path: Path) -> No
         run_study(tiny(), blocker)
 
 
+@pytest.mark.skipif(
+    not Path("/proc/self").is_dir(), reason="needs Linux's /proc (no mkdir there)"
+)
+def test_out_under_a_folder_even_root_cannot_write_is_refused() -> None:
+    # permission bits say /proc is writable for root; only a real attempt tells
+    with pytest.raises(StoreError, match="cannot be created: /proc is not writable"):
+        run_study(tiny(), "/proc/ntkeq-results")
+
+
+def test_kernel_only_study_ignores_the_device(tmp_path: Path) -> None:
+    cfg = apply_overrides(tiny(), trials=1, models="kernels", device="cuda:7")
+    assert len(run_study(cfg, tmp_path).results) == 3
+
+
 # -- executors ----------------------------------------------------------------
 
 
@@ -286,6 +300,15 @@ def test_cli_end_to_end_and_errors(tmp_path: Path) -> None:
         (["--config", "tiny.toml", "--jobs", "0"], "--jobs 0"),
         (["--config", "tiny.toml", "--preset", "quick"], "exclude each other"),
         (["--config", "missing.toml"], "does not exist"),
+        pytest.param(
+            ["--config", "tiny.toml", "--device", "cuda"],
+            "torch sees no CUDA GPU",
+            marks=pytest.mark.skipif(
+                __import__("torch").cuda.is_available(),
+                reason="this machine has a CUDA GPU",
+            ),
+        ),
+        (["--config", "tiny.toml", "--device", "mps"], "use auto, cpu, cuda"),
     ],
 )
 def test_cli_usage_errors_write_nothing(

@@ -30,7 +30,7 @@ from ntkeq.study.config import (
     load_preset,
 )
 from ntkeq.study.executors import make_executor
-from ntkeq.study.runner import Progress, preflight, run_study
+from ntkeq.study.runner import Progress, check_device, preflight, run_study
 from ntkeq.study.store import StoreError
 from ntkeq.study.trial import StabilityWarning
 
@@ -386,6 +386,8 @@ def run_command(args: argparse.Namespace) -> int:
             "dask_workers": getattr(args, "dask_workers", None),
         }
         executor = make_executor(**executor_args)
+        if executor.name != "dask":
+            check_device(config)
         out_dir = Path(args.out) if getattr(args, "out", None) else None
         out_dir = out_dir or Path("ntkeq-results") / config.preset
         force_new = bool(getattr(args, "force_new", False))

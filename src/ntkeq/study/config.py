@@ -66,7 +66,7 @@ VARIANTS = ("exact", "as-published")
 SOURCES = ("simulated", "diabetes")
 DTYPES = ("float32", "float64")
 PARAMETERIZATIONS = ("ntkb", "ntkj", "ntka", "standard")
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 KERNEL_NAME = re.compile(r"^(NTKB|NTKJ|NTKA|GP)([1-9]\d*)$|^K1$")
 NETWORK_NAME = re.compile(r"^NN([1-9]\d*)$")
 # A display name may carry a suffix after "@" (e.g. "NTKJ1@NN1") naming what
@@ -579,7 +579,7 @@ def config_from_dict(
     device = _str(doc.get("device", base.device), "device")
     if DEVICE_PATTERN.match(device) is None:
         raise ConfigError(
-            f"device = {device!r} is not allowed; use auto, cpu, cuda, cuda:N or mps"
+            f"device = {device!r} is not allowed; use auto, cpu, cuda or cuda:N"
         )
     dtype = _choice(doc.get("dtype", base.dtype), "dtype", DTYPES)
     ntk_sub = _int(

@@ -15,12 +15,14 @@ import json
 import logging
 import os
 import socket
+import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ntkeq.study.config import (
+    ConfigError,
     KernelModelConfig,
     NetworkModelConfig,
     StudyConfig,
@@ -42,7 +44,14 @@ from ntkeq.study.trial import resolve_device
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Progress", "check_out_dir", "plan_units", "preflight", "run_study"]
+__all__ = [
+    "Progress",
+    "check_device",
+    "check_out_dir",
+    "plan_units",
+    "preflight",
+    "run_study",
+]
 
 #: Configuration keys that may change between runs on one folder: they do
 #: not change any stored (trial, model) result.
@@ -68,21 +77,55 @@ class Progress:
 def check_out_dir(out_dir: Path | str) -> Path:
     """Check that ``out_dir`` is, or can be created as, a writable folder.
 
-    Creates nothing. Raises :class:`StoreError` with a one-line message.
+    Leaves nothing behind: writability is probed by creating and removing an
+    empty temporary folder (permission bits alone do not tell, for example
+    for root or on a read-only or virtual file system). Raises
+    :class:`StoreError` with a one-line message.
     """
     out = Path(out_dir)
     if out.exists():
         if not out.is_dir():
             raise StoreError(f"--out {out} exists and is not a folder; choose a folder")
-        if not os.access(out, os.W_OK | os.X_OK):
+        if not _can_write(out):
             raise StoreError(f"--out {out} is not writable; choose a writable folder")
         return out
     parent = out.absolute().parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir() or not _can_write(parent):
         raise StoreError(f"--out {out} cannot be created: {parent} is not writable")
     return out
+
+
+def _can_write(folder: Path) -> bool:
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        probe = tempfile.mkdtemp(prefix=".ntkeq-probe-", dir=folder)
+    except OSError:
+        return False
+    os.rmdir(probe)
+    return True
+
+
+def check_device(config: StudyConfig) -> None:
+    """Refuse a CUDA device this machine does not have, if networks need it.
+
+    Kernel-only studies never touch the device, so they pass whatever it
+    says; ``auto`` and ``cpu`` always pass. Call it where the units will run
+    (not for a Dask cluster, whose workers may have GPUs the client lacks).
+    Raises :class:`ConfigError` with a one-line message.
+    """
+    if config.device in ("auto", "cpu"):
+        return
+    if not any(isinstance(m, NetworkModelConfig) for m in config.models):
+        return
+    from ntkeq.training import resolve_device as torch_device
+
+    try:
+        torch_device(config.device)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _stored_config(store: ResultsStore) -> StudyConfig | None:
@@ -214,12 +257,17 @@ def run_study(
 
     Raises
     ------
+    ConfigError
+        The config's networks need a CUDA device this machine lacks (checked
+        for every executor but Dask, whose workers pick their own devices).
     StoreError
         Folder not writable, locked by another run, store incompatible, or
         holding a different configuration (without ``force_new``).
     """
     executor = executor or LocalExecutor()
     try:
+        if executor.name != "dask":
+            check_device(config)
         preflight(config, out_dir, force_new=force_new)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,13 @@ from ntkeq.study.config import (
     to_toml,
 )
 from ntkeq.study.executors import Executor, LocalExecutor, WorkUnit
-from ntkeq.study.runner import Progress, check_out_dir, preflight, run_study
+from ntkeq.study.runner import (
+    Progress,
+    check_device,
+    check_out_dir,
+    preflight,
+    run_study,
+)
 from ntkeq.study.store import STORE_NAME, ResultsStore, StoreError, StoreLock
 
 logger = logging.getLogger(__name__)
@@ -843,6 +849,8 @@ def sweep_command(args: argparse.Namespace) -> int:
             scheduler=getattr(args, "scheduler", None),
             dask_workers=getattr(args, "dask_workers", None),
         )
+        if executor.name != "dask":
+            check_device(base)
     except (ConfigError, StoreError) as exc:
         return fail(exc)
 
