@@ -210,7 +210,11 @@ BAD_INPUT_CASES: dict[str, tuple[list[str], str]] = {
     "unknown option": (["presets", "--bogus"], "--bogus"),
     "report format": (["report", ".", "--format", "html"], "latex"),
     "report folder": (["report", "missing"], "does not exist"),
+    "negative param": ([*K, "--param", "sigma_w=-1"], "sigma_w must be"),
 }
+if Path("/proc/self").is_dir():
+    # permission bits let root write to /proc; only a real attempt fails there
+    BAD_INPUT_CASES["output unwritable"] = ([*K[:4], "/proc/k.npy"], "not writable")
 # These also run through a real subprocess; the rest call cli.main in-process.
 SUBPROCESS_CASES = {
     "missing input",
@@ -247,6 +251,15 @@ def test_bad_input_exits_2(
     proc = subprocess.CompletedProcess(args, status, captured.out, captured.err)
     assert_usage_error(proc, needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_bad_parameter_value_gets_no_name_suggestion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _bad_input_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main([*K, "--param", "sigma_w=-1"]) == 2
+    assert "did you mean" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("case", sorted(SUBPROCESS_CASES))

@@ -196,42 +196,11 @@ def _check_output(path_text: str) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise CLIError(f"output folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK) or (
-        path.exists() and not os.access(path, os.W_OK)
-    ):
+    from ntkeq.study.store import can_write
+
+    if not can_write(parent) or (path.exists() and not os.access(path, os.W_OK)):
         raise CLIError(f"output {path_text!r} is not writable")
     return path
-
-
-def _kernel_names() -> list[str]:
-    """Kernel names the kernels module advertises, if it lists them."""
-    from ntkeq import kernels
-
-    for attr in ("KERNEL_NAMES", "KERNELS", "NAMES"):
-        names = getattr(kernels, attr, None)
-        if isinstance(names, dict | list | tuple | set | frozenset):
-            return sorted(str(n) for n in names)
-    for attr in ("available_kernels", "kernel_names", "list_kernels"):
-        func = getattr(kernels, attr, None)
-        if callable(func):
-            try:
-                return sorted(str(n) for n in func())
-            except Exception:
-                return []
-    return []
-
-
-def _suggest(name: str, message: str) -> str:
-    """Add a 'did you mean' hint to an unknown-name message if none is there."""
-    import difflib
-
-    if "did you mean" in message.lower():
-        return message
-    names = _kernel_names()
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-    if close:
-        return f"{message} (did you mean {close[0]!r}?)"
-    return message
 
 
 def _save_matrix(matrix: Any, path: Path) -> None:
@@ -269,7 +238,7 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
     try:
         k = kernel(args.name, variant=args.variant, **params)
     except ValueError as exc:
-        raise CLIError(_suggest(args.name, str(exc))) from None
+        raise CLIError(str(exc)) from None
     except TypeError as exc:
         raise CLIError(f"kernel {args.name!r}: {exc}") from None
 
@@ -313,7 +282,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     out_dir = Path(args.dir)
     if not out_dir.is_dir():
         raise CLIError(f"results folder {args.dir!r} does not exist")
-    if not args.no_figures and not os.access(out_dir, os.W_OK):
+    from ntkeq.study.store import can_write
+
+    if not args.no_figures and not can_write(out_dir):
         raise CLIError(
             f"results folder {args.dir!r} is not writable; "
             "use --no-figures to print the report only"

@@ -13,9 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import os
 import socket
-import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from ntkeq.study.store import (
     ResultsStore,
     StoreError,
     StoreLock,
+    can_write,
 )
 from ntkeq.study.trial import resolve_device
 
@@ -86,26 +85,15 @@ def check_out_dir(out_dir: Path | str) -> Path:
     if out.exists():
         if not out.is_dir():
             raise StoreError(f"--out {out} exists and is not a folder; choose a folder")
-        if not _can_write(out):
+        if not can_write(out):
             raise StoreError(f"--out {out} is not writable; choose a writable folder")
         return out
     parent = out.absolute().parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not _can_write(parent):
+    if not parent.is_dir() or not can_write(parent):
         raise StoreError(f"--out {out} cannot be created: {parent} is not writable")
     return out
-
-
-def _can_write(folder: Path) -> bool:
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return False
-    try:
-        probe = tempfile.mkdtemp(prefix=".ntkeq-probe-", dir=folder)
-    except OSError:
-        return False
-    os.rmdir(probe)
-    return True
 
 
 def check_device(config: StudyConfig) -> None:

@@ -32,6 +32,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -48,6 +49,7 @@ __all__ = [
     "ResultsStore",
     "StoreError",
     "StoreLock",
+    "can_write",
     "open_results",
 ]
 
@@ -84,6 +86,23 @@ CREATE TABLE IF NOT EXISTS results (
 
 class StoreError(ValueError):
     """A results store is missing, locked or incompatible (one-line message)."""
+
+
+def can_write(folder: Path | str) -> bool:
+    """Whether files can be created in the existing folder ``folder``.
+
+    Probed by creating and removing an empty temporary folder: permission
+    bits alone do not tell (root passes them everywhere, also on a virtual
+    file system such as ``/proc``). Leaves nothing behind.
+    """
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        probe = tempfile.mkdtemp(prefix=".ntkeq-probe-", dir=folder)
+    except OSError:
+        return False
+    os.rmdir(probe)
+    return True
 
 
 def _now() -> str:
