@@ -36,21 +36,9 @@ from threadpoolctl import threadpool_limits
 from ntkeq import data, kernels
 from ntkeq.regression import solve_dual
 from ntkeq.study.config import apply_overrides, load_preset
-from ntkeq.study.report import report_table
+from ntkeq.study.report import PUBLISHED_FIGURE3, report_table
 from ntkeq.study.runner import run_study
 from ntkeq.study.trial import resolve_device, trial_seed
-
-FIGURE3 = {
-    "GP1": (0.0634271, 0.000419303),
-    "GP2": (0.0635353, 0.000420746),
-    "NTKA1": (0.0808606, 0.000538324),
-    "NTKA2": (0.0836348, 0.000625299),
-    "NTKJ1": (0.063008, 0.000412339),
-    "NTKJ2": (0.062946, 0.000412801),
-    "NTKB1": (0.0629396, 0.000413537),
-    "NTKB2": (0.0629477, 0.000413594),
-    "K1": (0.103857, 0.000862339),
-}
 
 
 def cholesky_gflops(n: int, repeats: int = 7) -> float:
@@ -140,7 +128,7 @@ def main() -> None:
     print("| model | published mean ± SE | ours mean ± SE | difference / combined SE |")
     print("| --- | --- | --- | --- |")
     for row in report_table(results):
-        pub_mean, pub_se = FIGURE3[row["model"]]
+        pub_mean, pub_se = PUBLISHED_FIGURE3[row["model"]]
         z = (row["mean_rmse"] - pub_mean) / math.hypot(row["se"], pub_se)
         print(
             f"| {row['model']} | {pub_mean:.6f} ± {pub_se:.6f} | "
