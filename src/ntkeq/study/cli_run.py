@@ -341,14 +341,14 @@ def stability_messages(config: StudyConfig) -> list[str]:
     See :func:`ntkeq.study.trial.stability_message`; the bound depends on the
     trial's data only slightly, so trial 0 stands for all.
     """
-    from ntkeq.study.trial import _split, stability_message, trial_seed
+    from ntkeq.study.trial import stability_message, trial_seed, trial_split
     from ntkeq.training import split_validation
 
     networks = [m for m in config.models if isinstance(m, NetworkModelConfig)]
     if not networks:
         return []
     seed = trial_seed(config.seed, 0)
-    split = _split(config, seed)
+    split = trial_split(config, 0)
     X_train = np.asarray(split.X_train)
     X_all = np.concatenate([X_train, np.asarray(split.X_test)])
     out = []
